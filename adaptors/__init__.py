@@ -1,0 +1,1 @@
+"""Adaptor plugins. Each sub-package is one backend; see ``adaptors/base.py`` for the seam."""

@@ -1,0 +1,140 @@
+"""The adaptor plugin seam.
+
+An adaptor is a class registered in the ``repairs_gateway.adaptors`` entry-point group. It
+declares a pydantic ``Config`` (secrets as ``SecretStr``) and implements one or more
+capabilities by inheriting from the abstract bases below:
+
+- ``AddressSource``: the properties at a postcode, one property, operative notes.
+- ``Scheduler``: availability, book, reschedule, cancel, status.
+- ``WorksOrderSink``: raise and cancel a works order in a housing management system.
+
+Adaptors speak only the common model (``gateway.domain``) and raise only the gateway's error
+taxonomy (``gateway.errors``). Every network call must have a timeout; only reads may be
+retried. A booking call receives the gateway reference, which the adaptor uses as the vendor's
+order key so that a retried booking can be found instead of created twice.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict
+
+from gateway.domain import (
+    AvailabilityQuery,
+    BookingConfirmation,
+    BookingHandle,
+    BookingOrder,
+    Property,
+    SchedulerStatus,
+    SlotPage,
+    VendorSlot,
+    WorksOrder,
+)
+
+if TYPE_CHECKING:
+    from gateway.storage.database import Database
+
+
+class AdaptorConfig(BaseModel):
+    """Base for adaptor options: unknown keys are an error, so typos are caught by ``check``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+@dataclass
+class AdaptorContext:
+    council: str
+    name: str
+    config_dir: Path
+    data_dir: Path
+    database: Database | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def resolve(self, path: str | Path) -> Path:
+        """Resolve a path option relative to the council's configuration directory."""
+        p = Path(path)
+        return p if p.is_absolute() else (self.config_dir / p).resolve()
+
+
+class Adaptor(ABC):  # noqa: B024 - capabilities add the abstract methods
+    type_name: ClassVar[str]
+    Config: ClassVar[type[AdaptorConfig]]
+
+    def __init__(self, config: AdaptorConfig, context: AdaptorContext) -> None:
+        self.config = config
+        self.context = context
+
+    @property
+    def name(self) -> str:
+        return self.context.name
+
+    async def start(self) -> None:  # noqa: B027 - optional hook
+        """Open connections, load files. Called once before the first request."""
+
+    async def close(self) -> None:  # noqa: B027 - optional hook
+        """Release connections and sessions. Called on shutdown."""
+
+    async def check_health(self) -> None:  # noqa: B027 - optional hook
+        """Raise a ``GatewayError`` if the backend cannot be reached."""
+
+    def capabilities(self) -> set[str]:
+        caps = set()
+        if isinstance(self, AddressSource):
+            caps.add("addresses")
+        if isinstance(self, Scheduler):
+            caps.update({"appointments", "bookings"})
+        if isinstance(self, WorksOrderSink):
+            caps.add("works_orders")
+        return caps
+
+
+class AddressSource(Adaptor):
+    @abstractmethod
+    async def addresses(self, postcode: str) -> list[Property]:
+        """Properties at a normalised postcode (``LN1 1AA``), eligible or not."""
+
+    @abstractmethod
+    async def get_property(self, property_id: str) -> Property | None:
+        """One property by id, or None."""
+
+    async def operative_notes(self, property_id: str) -> list[str]:
+        """Codes an operative must know before attending (alerts, asbestos). Never shown to
+        residents or logged."""
+        return []
+
+
+class Scheduler(Adaptor):
+    @abstractmethod
+    async def availability(self, query: AvailabilityQuery) -> SlotPage:
+        """Slots from ``query.start_from`` in time order; ``resume`` continues a page."""
+
+    @abstractmethod
+    async def book(self, order: BookingOrder) -> BookingConfirmation:
+        """Book ``order.slot``. Must be safe to call again with the same reference."""
+
+    @abstractmethod
+    async def reschedule(self, handle: BookingHandle, slot: VendorSlot) -> BookingConfirmation:
+        """Move a booking to another slot."""
+
+    @abstractmethod
+    async def cancel(self, handle: BookingHandle, reason: str) -> None:
+        """Cancel; cancelling something already cancelled or never created is not an error."""
+
+    @abstractmethod
+    async def status(self, handle: BookingHandle) -> SchedulerStatus:
+        """The booking's current status as the scheduler sees it."""
+
+
+class WorksOrderSink(Adaptor):
+    @abstractmethod
+    async def raise_works_order(self, order: WorksOrder) -> str:
+        """Raise the order; returns the vendor's order reference. Must be idempotent by
+        ``order.reference``."""
+
+    @abstractmethod
+    async def cancel_works_order(self, vendor_ref: str) -> None:
+        """Cancel a works order raised earlier."""

@@ -1,0 +1,286 @@
+"""CSV fallback: properties from a CSV file, appointments from a configured calendar,
+bookings held in the gateway's own database with capacity enforced atomically."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select, update
+
+from adaptors.base import AdaptorContext, AddressSource, Scheduler
+from adaptors.csv_fallback.calendar import Calendar
+from adaptors.csv_fallback.config import CsvFallbackConfig
+from adaptors.csv_fallback.properties import (
+    PropertyFileError,
+    PropertyIndex,
+    build_index,
+    index_is_current,
+)
+from gateway.domain import (
+    AvailabilityQuery,
+    BookingConfirmation,
+    BookingHandle,
+    BookingOrder,
+    Property,
+    RepairStatus,
+    SchedulerStatus,
+    SlotPage,
+    VendorSlot,
+)
+from gateway.errors import BackendUnavailable, InvalidInput, SlotUnavailable
+from gateway.storage.database import Database, insert_ignoring_conflict, rowcount
+from gateway.storage.models import CsvBooking, CsvSlotUsage
+from gateway.timeutil import london, now, today_london
+
+
+def slot_key(start: datetime, end: datetime) -> str:
+    return f"{start.astimezone(UTC).isoformat()}/{end.astimezone(UTC).isoformat()}"
+
+
+def parse_slot_key(key: str) -> tuple[datetime, datetime]:
+    s, e = key.split("/")
+    return datetime.fromisoformat(s), datetime.fromisoformat(e)
+
+
+class CsvFallbackAdaptor(AddressSource, Scheduler):
+    type_name = "csv_fallback"
+    Config = CsvFallbackConfig
+
+    def __init__(self, config: CsvFallbackConfig, context: AdaptorContext) -> None:  # type: ignore[override]
+        super().__init__(config, context)
+        self.options = config
+        self.calendar = Calendar(config.calendar)
+        self.csv_path = context.resolve(config.properties_file)
+        index_dir = (
+            context.resolve(config.index_dir)
+            if config.index_dir
+            else (context.data_dir / "csv_fallback")
+        )
+        self.index_path = index_dir / f"{context.council}__{context.name}.sqlite"
+        self._index: PropertyIndex | None = None
+        self._lock = asyncio.Lock()
+
+    # -- lifecycle -----------------------------------------------------------------------
+    async def start(self) -> None:
+        await self._ensure_index()
+
+    async def _ensure_index(self) -> PropertyIndex:
+        if self._index is not None:
+            return self._index
+        async with self._lock:
+            if self._index is None:
+                if not self.csv_path.exists():
+                    raise BackendUnavailable(f"property file for adaptor {self.name!r} not found")
+                if not index_is_current(self.csv_path, self.index_path):
+                    try:
+                        await asyncio.to_thread(build_index, self.csv_path, self.index_path)
+                    except PropertyFileError as exc:
+                        raise BackendUnavailable(f"property file is invalid: {exc}") from None
+                self._index = PropertyIndex(self.index_path)
+        return self._index
+
+    async def check_health(self) -> None:
+        await self._ensure_index()
+
+    @property
+    def db(self) -> Database:
+        if self.context.database is None:
+            raise BackendUnavailable("the CSV fallback needs the gateway database")
+        return self.context.database
+
+    # -- addresses ------------------------------------------------------------------------
+    async def addresses(self, postcode: str) -> list[Property]:
+        index = self._index or await self._ensure_index()
+        return index.by_postcode(postcode)
+
+    async def get_property(self, property_id: str) -> Property | None:
+        index = self._index or await self._ensure_index()
+        return index.by_id(property_id)
+
+    # -- availability -----------------------------------------------------------------------
+    async def availability(self, query: AvailabilityQuery) -> SlotPage:
+        cal = self.config_calendar
+        today = today_london()
+        first = max(query.start_from, today + timedelta(days=cal.lead_time_days))
+        last = today + timedelta(days=cal.horizon_days)
+        after: tuple[datetime, datetime] | None = None
+        if query.resume and "after" in query.resume:
+            after = parse_slot_key(str(query.resume["after"]))
+            first = max(first, london(after[0]).date())
+        trade = query.job.trade.value
+        capacity = self.calendar.capacity(trade)
+        if capacity <= 0 or first > last:
+            return SlotPage(slots=[])
+        used = await self._usage(trade, first, last)
+        current = now()
+        slots: list[VendorSlot] = []
+        more = False
+        for start, end, label in self.calendar.slots(first, last, query.job.duration_minutes):
+            if start <= current or (after is not None and (start, end) <= after):
+                continue
+            key = slot_key(start, end)
+            if used.get(key, 0) >= capacity:
+                continue
+            if len(slots) == query.page_size:
+                more = True
+                break
+            slots.append(VendorSlot(start=start, end=end, label=label, vendor={"key": key}))
+        resume = {"after": slots[-1].vendor["key"]} if more and slots else None
+        return SlotPage(slots=slots, resume=resume)
+
+    @property
+    def config_calendar(self):  # type: ignore[no-untyped-def]
+        return self.options.calendar
+
+    async def _usage(self, trade: str, first: Any, last: Any) -> dict[str, int]:
+        lo = datetime.combine(first, datetime.min.time(), tzinfo=UTC) - timedelta(days=1)
+        hi = datetime.combine(last, datetime.max.time(), tzinfo=UTC) + timedelta(days=1)
+        async with self.db.session() as s:
+            rows = await s.execute(
+                select(CsvSlotUsage.slot_key, CsvSlotUsage.used).where(
+                    CsvSlotUsage.council == self.context.council,
+                    CsvSlotUsage.adaptor == self.name,
+                    CsvSlotUsage.trade == trade,
+                    CsvSlotUsage.slot_key >= lo.isoformat(),
+                    CsvSlotUsage.slot_key <= hi.isoformat(),
+                )
+            )
+            return {k: u for k, u in rows.all()}
+
+    # -- bookings -------------------------------------------------------------------------
+    def _slot_from_vendor(self, slot: VendorSlot) -> str:
+        key = str(slot.vendor.get("key", ""))
+        try:
+            start, end = parse_slot_key(key)
+        except ValueError:
+            raise InvalidInput(
+                "slot does not belong to this calendar", field="slot_token"
+            ) from None
+        if start <= now():
+            raise SlotUnavailable("that appointment has already started; choose another")
+        return key
+
+    async def _take(self, s: Any, trade: str, key: str) -> None:
+        await insert_ignoring_conflict(
+            s,
+            CsvSlotUsage.__table__,
+            {
+                "council": self.context.council,
+                "adaptor": self.name,
+                "trade": trade,
+                "slot_key": key,
+                "used": 0,
+            },
+        )
+        result = await s.execute(
+            update(CsvSlotUsage)
+            .where(
+                CsvSlotUsage.council == self.context.council,
+                CsvSlotUsage.adaptor == self.name,
+                CsvSlotUsage.trade == trade,
+                CsvSlotUsage.slot_key == key,
+                CsvSlotUsage.used < self.calendar.capacity(trade),
+            )
+            .values(used=CsvSlotUsage.used + 1)
+        )
+        if rowcount(result) != 1:
+            raise SlotUnavailable("that appointment has just been taken; choose another")
+
+    async def _release(self, s: Any, trade: str, key: str) -> None:
+        await s.execute(
+            update(CsvSlotUsage)
+            .where(
+                CsvSlotUsage.council == self.context.council,
+                CsvSlotUsage.adaptor == self.name,
+                CsvSlotUsage.trade == trade,
+                CsvSlotUsage.slot_key == key,
+                CsvSlotUsage.used > 0,
+            )
+            .values(used=CsvSlotUsage.used - 1)
+        )
+
+    async def _booking(self, s: Any, reference: str) -> CsvBooking | None:
+        row: CsvBooking | None = (
+            await s.execute(
+                select(CsvBooking).where(
+                    CsvBooking.council == self.context.council,
+                    CsvBooking.adaptor == self.name,
+                    CsvBooking.reference == reference,
+                )
+            )
+        ).scalar_one_or_none()
+        return row
+
+    @staticmethod
+    def _confirmation(key: str, reference: str) -> BookingConfirmation:
+        start, end = parse_slot_key(key)
+        from gateway.slots import label_for
+
+        return BookingConfirmation(
+            start=start,
+            end=end,
+            label=label_for(start, end),
+            vendor_order_ref=reference,
+            vendor_booking_ref=key,
+        )
+
+    async def book(self, order: BookingOrder) -> BookingConfirmation:
+        key = self._slot_from_vendor(order.slot)
+        trade = order.job.trade.value
+        async with self.db.transaction() as s:
+            existing = await self._booking(s, order.reference)
+            if existing is not None and existing.status == "booked":
+                return self._confirmation(existing.slot_key, order.reference)
+            await self._take(s, trade, key)
+            if existing is None:
+                s.add(
+                    CsvBooking(
+                        council=self.context.council,
+                        adaptor=self.name,
+                        reference=order.reference,
+                        trade=trade,
+                        slot_key=key,
+                        status="booked",
+                    )
+                )
+            else:
+                existing.slot_key, existing.status = key, "booked"
+        conf = self._confirmation(key, order.reference)
+        return conf.model_copy(update={"label": order.slot.label})
+
+    async def reschedule(self, handle: BookingHandle, slot: VendorSlot) -> BookingConfirmation:
+        key = self._slot_from_vendor(slot)
+        async with self.db.transaction() as s:
+            existing = await self._booking(s, handle.reference)
+            if existing is None or existing.status != "booked":
+                raise InvalidInput("this repair has no appointment to move", field="reference")
+            if existing.slot_key == key:
+                return self._confirmation(key, handle.reference)
+            await self._take(s, existing.trade, key)
+            await self._release(s, existing.trade, existing.slot_key)
+            existing.slot_key = key
+        conf = self._confirmation(key, handle.reference)
+        return conf.model_copy(update={"label": slot.label})
+
+    async def cancel(self, handle: BookingHandle, reason: str) -> None:
+        async with self.db.transaction() as s:
+            existing = await self._booking(s, handle.reference)
+            if existing is None or existing.status != "booked":
+                return
+            await self._release(s, existing.trade, existing.slot_key)
+            existing.status = "cancelled"
+
+    async def status(self, handle: BookingHandle) -> SchedulerStatus:
+        async with self.db.session() as s:
+            existing = await self._booking(s, handle.reference)
+        if existing is None:
+            return SchedulerStatus(status=RepairStatus.CANCELLED)
+        start, end = parse_slot_key(existing.slot_key)
+        if existing.status == "cancelled":
+            return SchedulerStatus(status=RepairStatus.CANCELLED, start=start, end=end)
+        done = end <= now()
+        return SchedulerStatus(
+            status=RepairStatus.COMPLETED if done else RepairStatus.BOOKED, start=start, end=end
+        )

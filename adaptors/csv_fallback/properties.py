@@ -1,0 +1,231 @@
+"""The property file and its postcode index.
+
+The CSV is imported once into an SQLite index file (rebuilt when the CSV changes), so a
+national-scale file (millions of rows) loads in bounded memory and a postcode lookup is one
+indexed read whose cost does not grow with the number of properties.
+
+Two input layouts are accepted (detected from the header):
+
+- native: ``property_id,uprn,address_line_1,address_line_2,address_line_3,address_line_4,
+  postcode,kind,parent_id,repairable,reason``
+- the common HMS export: ``PlaceReference,AddressLine,PostCode`` (``AddressLine`` is split on
+  commas; every row is a dwelling that can be repaired online)
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import sqlite3
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+from gateway.domain import Property, PropertyKind
+from gateway.postcodes import normalise_postcode
+
+SCHEMA_VERSION = "2"
+BATCH = 20_000
+NATIVE = [
+    "property_id",
+    "uprn",
+    "address_line_1",
+    "address_line_2",
+    "address_line_3",
+    "address_line_4",
+    "postcode",
+    "kind",
+    "parent_id",
+    "repairable",
+    "reason",
+]
+EXPORT = ["placereference", "addressline", "postcode"]
+FALSE_WORDS = {"n", "no", "false", "0"}
+
+
+class PropertyFileError(ValueError):
+    pass
+
+
+def _rows(
+    path: Path,
+) -> Iterator[tuple[str, str | None, str, str, str, str | None, int, str | None]]:
+    with path.open(newline="", encoding="utf-8-sig") as fh:
+        reader = csv.reader(fh)
+        try:
+            header = [h.strip().lower() for h in next(reader)]
+        except StopIteration:
+            raise PropertyFileError(f"{path}: empty file") from None
+        if {"placereference", "addressline", "postcode"} <= set(header):
+            ix = [header.index(c) for c in EXPORT]
+            for n, rec in enumerate(reader, start=2):
+                if not rec:
+                    continue
+                try:
+                    pid, addr, pc = (rec[i].strip() for i in ix)
+                except IndexError:
+                    raise PropertyFileError(f"{path}:{n}: too few columns") from None
+                postcode = normalise_postcode(pc)
+                if not pid or postcode is None:
+                    continue
+                lines = [p.strip() for p in addr.split(",") if p.strip()]
+                yield pid, None, json.dumps(lines), postcode, "dwelling", None, 1, None
+            return
+        missing = [c for c in ("property_id", "address_line_1", "postcode") if c not in header]
+        if missing:
+            raise PropertyFileError(
+                f"{path}:1: missing column(s) {', '.join(missing)}; expected {','.join(NATIVE)} "
+                f"or {','.join(EXPORT)}"
+            )
+        col = {name: header.index(name) for name in NATIVE if name in header}
+
+        def get(rec: list[str], name: str) -> str:
+            i = col.get(name)
+            return rec[i].strip() if i is not None and i < len(rec) else ""
+
+        kinds = {k.value for k in PropertyKind}
+        for n, rec in enumerate(reader, start=2):
+            if not rec:
+                continue
+            postcode = normalise_postcode(get(rec, "postcode"))
+            pid = get(rec, "property_id")
+            if not pid or postcode is None:
+                raise PropertyFileError(f"{path}:{n}: property_id and a valid postcode are needed")
+            kind = get(rec, "kind").lower() or "dwelling"
+            if kind not in kinds:
+                raise PropertyFileError(f"{path}:{n}: kind: unknown kind {kind!r}")
+            lines = [get(rec, f"address_line_{i}") for i in range(1, 5)]
+            online = 0 if get(rec, "repairable").lower() in FALSE_WORDS else 1
+            yield (
+                pid,
+                get(rec, "uprn") or None,
+                json.dumps([x for x in lines if x]),
+                postcode,
+                kind,
+                get(rec, "parent_id") or None,
+                online,
+                get(rec, "reason") or None,
+            )
+
+
+def fingerprint(path: Path) -> str:
+    st = path.stat()
+    return f"{SCHEMA_VERSION}:{path.resolve()}:{st.st_size}:{st.st_mtime_ns}"
+
+
+def build_index(csv_path: Path, index_path: Path) -> int:
+    """Import the CSV into a fresh index file, atomically replacing the old one."""
+    index_path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = index_path.with_suffix(f".tmp{os.getpid()}")
+    tmp.unlink(missing_ok=True)
+    conn = sqlite3.connect(tmp)
+    try:
+        conn.executescript(
+            """
+            PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF; PRAGMA cache_size=-200000;
+            CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT);
+            CREATE TABLE properties (id TEXT NOT NULL, uprn TEXT, lines TEXT NOT NULL,
+              postcode TEXT NOT NULL, kind TEXT NOT NULL, parent_id TEXT, online INTEGER NOT NULL,
+              reason TEXT);
+            """
+        )
+        count = 0
+        batch: list[tuple[object, ...]] = []
+        for row in _rows(csv_path):
+            batch.append(row)
+            if len(batch) >= BATCH:
+                conn.executemany("INSERT INTO properties VALUES (?,?,?,?,?,?,?,?)", batch)
+                count += len(batch)
+                batch.clear()
+        if batch:
+            conn.executemany("INSERT INTO properties VALUES (?,?,?,?,?,?,?,?)", batch)
+            count += len(batch)
+        conn.execute("CREATE INDEX ix_postcode ON properties(postcode)")
+        conn.execute("CREATE UNIQUE INDEX ix_id ON properties(id)")
+        conn.execute("INSERT INTO meta VALUES ('fingerprint', ?)", (fingerprint(csv_path),))
+        conn.commit()
+    except sqlite3.IntegrityError:
+        conn.close()
+        tmp.unlink(missing_ok=True)
+        raise PropertyFileError(f"{csv_path}: duplicate property_id") from None
+    except BaseException:
+        conn.close()
+        tmp.unlink(missing_ok=True)
+        raise
+    conn.close()
+    os.replace(tmp, index_path)
+    return count
+
+
+def index_is_current(csv_path: Path, index_path: Path) -> bool:
+    if not index_path.exists():
+        return False
+    try:
+        conn = sqlite3.connect(f"file:{index_path}?mode=ro", uri=True)
+        try:
+            row = conn.execute("SELECT value FROM meta WHERE key='fingerprint'").fetchone()
+        finally:
+            conn.close()
+    except sqlite3.Error:
+        return False
+    return bool(row) and row[0] == fingerprint(csv_path)
+
+
+class PropertyIndex:
+    """Read-only lookups; one connection per thread (SQLite connections are not shared)."""
+
+    def __init__(self, index_path: Path) -> None:
+        self.path = index_path
+        self._local = threading.local()
+
+    def _conn(self) -> sqlite3.Connection:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, check_same_thread=False)
+            self._local.conn = conn
+        return conn
+
+    @staticmethod
+    def _property(row: tuple[object, ...]) -> Property:
+        pid, uprn, lines, postcode, kind, parent, online, reason = row
+        eligible = bool(online)
+        return Property(
+            id=str(pid),
+            uprn=str(uprn) if uprn else None,
+            address_lines=json.loads(str(lines)),
+            postcode=str(postcode),
+            kind=PropertyKind(str(kind)),
+            parent_id=str(parent) if parent else None,
+            online_repairs=eligible,
+            ineligible_reason=None
+            if eligible
+            else (str(reason) if reason else "repairs here cannot be reported online"),
+        )
+
+    def by_postcode(self, postcode: str) -> list[Property]:
+        rows = (
+            self._conn()
+            .execute(
+                "SELECT id,uprn,lines,postcode,kind,parent_id,online,reason FROM properties "
+                "WHERE postcode=? ORDER BY rowid",
+                (postcode,),
+            )
+            .fetchall()
+        )
+        return [self._property(r) for r in rows]
+
+    def by_id(self, property_id: str) -> Property | None:
+        row = (
+            self._conn()
+            .execute(
+                "SELECT id,uprn,lines,postcode,kind,parent_id,online,reason FROM properties "
+                "WHERE id=?",
+                (property_id,),
+            )
+            .fetchone()
+        )
+        return self._property(row) if row else None
+
+    def count(self) -> int:
+        return int(self._conn().execute("SELECT count(*) FROM properties").fetchone()[0])

@@ -1,0 +1,1 @@
+"""The standard HTTP API (v1)."""

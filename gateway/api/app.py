@@ -1,0 +1,51 @@
+"""The FastAPI application factory."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi_offline import FastAPIOffline
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.responses import Response
+
+from gateway import __version__
+from gateway.api import health, problems, routes
+from gateway.api.middleware import RequestContext
+from gateway.runtime import Runtime
+from gateway.settings import Settings
+
+DESCRIPTION = """One standard repairs API in front of councils' legacy systems.
+
+Every call is scoped to a council and needs an API key (`Authorization: Bearer rgw_...`).
+Times are ISO 8601 in Europe/London with their offset. Errors are RFC 9457 problem details
+naming the field at fault."""
+
+
+def create_app(settings: Settings | None = None, runtime: Runtime | None = None) -> FastAPI:
+    settings = settings or Settings()
+    rt = runtime or Runtime(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await rt.start()
+        try:
+            yield
+        finally:
+            await rt.stop()
+
+    app = FastAPIOffline(
+        title="Repairs gateway", version=__version__, description=DESCRIPTION, lifespan=lifespan
+    )
+    app.state.runtime = rt
+    problems.install(app)
+    app.include_router(routes.router)
+    app.include_router(health.router)
+
+    @app.get("/metrics", include_in_schema=False)
+    async def metrics() -> Response:
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+    app.add_middleware(RequestContext, max_body_bytes=settings.max_body_bytes)
+    return app

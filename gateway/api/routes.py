@@ -1,0 +1,228 @@
+"""The v1 routes. Thin: parse, authorise, delegate to the service, shape the answer."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Depends, Header, Path, Query, Request
+from fastapi.responses import JSONResponse
+
+from gateway.api.schemas import (
+    Address,
+    AddressList,
+    CancelIn,
+    RepairIn,
+    RepairOut,
+    RescheduleIn,
+    Slot,
+    SlotPage,
+)
+from gateway.auth import Principal
+from gateway.booking import NewRepair
+from gateway.councils import Council
+from gateway.domain import Contact, JobSize, Priority, Trade
+from gateway.errors import NotFound
+from gateway.postcodes import normalise_postcode
+from gateway.runtime import Runtime
+from gateway.timeutil import london
+
+router = APIRouter(prefix="/v1/councils/{council}")
+CouncilId = Annotated[
+    str, Path(pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$", description="council id, e.g. demo")
+]
+PROBLEMS: dict[int | str, dict[str, Any]] = {
+    s: {"description": d, "content": {"application/problem+json": {}}}
+    for s, d in [
+        (401, "missing or invalid API key"),
+        (403, "key not allowed for this council"),
+        (404, "unknown council or repair"),
+        (422, "invalid input, naming the field"),
+        (429, "rate limited"),
+        (503, "backend unavailable; see Retry-After"),
+    ]
+}
+
+
+def runtime(request: Request) -> Runtime:
+    rt: Runtime = request.app.state.runtime
+    return rt
+
+
+async def principal(
+    request: Request,
+    council: CouncilId,
+    authorization: Annotated[str | None, Header()] = None,
+    x_api_key: Annotated[str | None, Header()] = None,
+) -> Principal:
+    rt = runtime(request)
+    presented = x_api_key
+    if authorization and authorization.lower().startswith("bearer "):
+        presented = authorization[7:].strip()
+    p = await rt.authenticate(presented)
+    p.check_council(council)
+    return p
+
+
+def council_of(
+    request: Request, council: CouncilId, _p: Annotated[Principal, Depends(principal)]
+) -> Council:
+    return runtime(request).gateway.council(council)
+
+
+CouncilDep = Annotated[Council, Depends(council_of)]
+PrincipalDep = Annotated[Principal, Depends(principal)]
+
+
+@router.get(
+    "/addresses",
+    response_model=AddressList,
+    responses=PROBLEMS,
+    summary="Properties at a postcode, with whether repairs can be reported online",
+)
+async def addresses(
+    request: Request,
+    council: CouncilDep,
+    postcode: Annotated[
+        str, Query(min_length=2, max_length=16, description="any case and spacing")
+    ],
+) -> AddressList:
+    props = await runtime(request).gateway.addresses(council, postcode)
+    return AddressList(
+        council=council.id,
+        postcode=normalise_postcode(postcode) or postcode,
+        addresses=[Address.model_validate(p.model_dump()) for p in props],
+    )
+
+
+@router.get(
+    "/appointments",
+    response_model=SlotPage,
+    responses=PROBLEMS,
+    summary="Available appointment slots for a repair, a page at a time",
+)
+async def appointments(
+    request: Request,
+    council: CouncilDep,
+    property_id: Annotated[str, Query(min_length=1, max_length=64)],
+    sor_code: Annotated[str | None, Query(max_length=32)] = None,
+    trade: Trade | None = None,
+    size: JobSize | None = None,
+    priority: Priority | None = None,
+    from_: Annotated[date | None, Query(alias="from", description="first day (YYYY-MM-DD)")] = None,
+    cursor: Annotated[str | None, Query(max_length=4096)] = None,
+    page_size: Annotated[int | None, Query(ge=1, le=50)] = None,
+) -> SlotPage:
+    gw = runtime(request).gateway
+    job = gw.resolve_job(council, sor_code=sor_code, trade=trade, size=size, priority=priority)
+    page = await gw.appointments(council, property_id, job, from_, cursor, page_size)
+    return SlotPage(
+        council=council.id,
+        property_id=property_id,
+        next_cursor=page.next_cursor,
+        slots=[
+            Slot(
+                start=london(o.slot.start),
+                end=london(o.slot.end),
+                label=o.slot.label,
+                best=o.slot.best,
+                slot_token=o.token,
+            )
+            for o in page.slots
+        ],
+    )
+
+
+@router.post(
+    "/repairs",
+    status_code=201,
+    response_model=RepairOut,
+    responses=PROBLEMS,
+    summary="Report a repair and book the chosen slot",
+)
+async def create_repair(
+    request: Request,
+    council: CouncilDep,
+    p: PrincipalDep,
+    body: RepairIn,
+    idempotency_key: Annotated[
+        str, Header(min_length=1, max_length=255, description="retry with the same key is safe")
+    ],
+) -> JSONResponse:
+    rt = runtime(request)
+    req = NewRepair(
+        property_id=body.property_id,
+        sor_code=body.sor_code,
+        trade=body.trade,
+        size=body.size,
+        priority=body.priority,
+        description=body.description,
+        contact=Contact.model_validate(body.contact.model_dump()),
+        communal=body.communal,
+        slot_token=body.slot_token,
+    )
+    status, answer = await rt.bookings.create(council, p.key_id, idempotency_key, req)
+    media = "application/json" if status < 400 else "application/problem+json"
+    return JSONResponse(answer, status_code=status, media_type=media)
+
+
+async def _own_repair(rt: Runtime, council: Council, p: Principal, reference: str) -> Any:
+    r = await rt.bookings.get_repair(council, reference)
+    if p.role != "admin" and r.client_id not in (None, p.key_id):
+        raise NotFound(f"no repair {reference!r} in council {council.id!r}", field="reference")
+    return r
+
+
+@router.get(
+    "/repairs/{reference}",
+    response_model=RepairOut,
+    responses=PROBLEMS,
+    summary="A repair with its status and appointment",
+)
+async def get_repair(
+    request: Request,
+    council: CouncilDep,
+    p: PrincipalDep,
+    reference: Annotated[str, Path(max_length=32)],
+) -> dict[str, Any]:
+    rt = runtime(request)
+    r = await _own_repair(rt, council, p, reference)
+    return await rt.bookings.refresh_status(council, r)
+
+
+@router.patch(
+    "/repairs/{reference}",
+    response_model=RepairOut,
+    responses=PROBLEMS,
+    summary="Move the appointment to another slot",
+)
+async def reschedule(
+    request: Request,
+    council: CouncilDep,
+    p: PrincipalDep,
+    reference: Annotated[str, Path(max_length=32)],
+    body: RescheduleIn,
+) -> dict[str, Any]:
+    rt = runtime(request)
+    r = await _own_repair(rt, council, p, reference)
+    return await rt.bookings.reschedule(council, r.reference, body.slot_token)
+
+
+@router.post(
+    "/repairs/{reference}/cancel",
+    response_model=RepairOut,
+    responses=PROBLEMS,
+    summary="Cancel a repair and its appointment",
+)
+async def cancel(
+    request: Request,
+    council: CouncilDep,
+    p: PrincipalDep,
+    reference: Annotated[str, Path(max_length=32)],
+    body: Annotated[CancelIn | None, Body()] = None,
+) -> dict[str, Any]:
+    rt = runtime(request)
+    r = await _own_repair(rt, council, p, reference)
+    return await rt.bookings.cancel(
+        council, r.reference, (body or CancelIn(reason="cancelled by resident")).reason
+    )

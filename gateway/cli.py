@@ -1,0 +1,322 @@
+"""The ``repairs-gateway`` command line."""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from gateway.config import ConfigError
+from gateway.settings import Settings
+
+app = typer.Typer(
+    help="Repairs gateway: one standard repairs API for councils.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+mappings_app = typer.Typer(help="SoR mapping tables.", no_args_is_help=True)
+keys_app = typer.Typer(help="API keys for front-ends and admins.", no_args_is_help=True)
+outbox_app = typer.Typer(
+    help="The outbox of side effects (works orders, compensations).", no_args_is_help=True
+)
+export_app = typer.Typer(
+    help="Exports for councils that process bookings by hand.", no_args_is_help=True
+)
+app.add_typer(mappings_app, name="mappings")
+app.add_typer(keys_app, name="keys")
+app.add_typer(outbox_app, name="outbox")
+app.add_typer(export_app, name="export")
+
+ConfigDir = Annotated[Path, typer.Option("--config-dir", help="directory of council YAML files")]
+DEMO_KEY = "rgw_demo_local-demo-key"
+REPO = Path(__file__).resolve().parent.parent
+
+
+def _settings(config_dir: Path | None = None) -> Settings:
+    s = Settings()
+    if config_dir is not None:
+        s = s.model_copy(update={"config_dir": config_dir})
+    return s
+
+
+def _fail_config(exc: ConfigError) -> None:
+    typer.echo("configuration problems:", err=True)
+    for p in exc.problems:
+        typer.echo(f"  {p}", err=True)
+    raise typer.Exit(2)
+
+
+def _serve(settings: Settings, host: str, port: int, banner: str | None = None) -> None:
+    import uvicorn
+
+    from gateway.api.app import create_app
+    from gateway.logging import configure
+
+    configure(settings.log_level)
+    try:
+        application = create_app(settings)
+    except ConfigError as exc:
+        _fail_config(exc)
+        return
+    if banner:
+        typer.echo(banner)
+    uvicorn.run(application, host=host, port=port, log_level="warning", access_log=False)
+
+
+@app.command()
+def serve(
+    config_dir: ConfigDir = Path("deploy/config"), host: str = "127.0.0.1", port: int = 8000
+) -> None:
+    """Start the gateway for every council in CONFIG_DIR."""
+    _serve(_settings(config_dir), host, port)
+
+
+@app.command()
+def demo(host: str = "127.0.0.1", port: int = 8000) -> None:
+    """Start the demo council (CSV fallback, SQLite under ./data) with a local demo API key."""
+    settings = _settings(REPO / "deploy" / "config")
+    asyncio.run(_ensure_demo_key(settings))
+    _serve(
+        settings,
+        host,
+        port,
+        banner=(
+            f"Repairs gateway demo on http://{host}:{port}  (docs: http://{host}:{port}/docs)\n"
+            f"Demo API key (local only): {DEMO_KEY}\n"
+            f"Try: curl -H 'Authorization: Bearer {DEMO_KEY}' "
+            f"'http://{host}:{port}/v1/councils/demo/addresses?postcode=LN1%201AA'"
+        ),
+    )
+
+
+async def _ensure_demo_key(settings: Settings) -> None:
+    from gateway.auth import KeyStore
+    from gateway.storage.database import Database
+
+    db = Database(settings.resolved_database_url())
+    await asyncio.to_thread(db.migrate)
+    store = KeyStore(db)
+    if not any(k.key_id == "demo" for k in await store.list()):
+        await store.create("demo", ["demo"], "admin", key_id="demo", secret="local-demo-key")
+    await db.dispose()
+
+
+@app.command()
+def check(config_dir: ConfigDir = Path("deploy/config")) -> None:
+    """Validate every council's configuration and mapping table; exit 1 on any problem."""
+    from gateway.councils import load_councils
+
+    settings = _settings(config_dir)
+    try:
+        councils, problems = load_councils(config_dir, settings.data_dir, None)
+    except ConfigError as exc:
+        councils, problems = {}, exc.problems
+    for p in problems:
+        typer.echo(str(p))
+    for cid, c in sorted(councils.items()):
+        mark = "problems" if any(str(c.loaded.path) == p.file for p in problems) else "ok"
+        typer.echo(f"{cid}: {len(c.adaptors)} adaptor(s), {len(c.table)} SoR codes - {mark}")
+    if problems:
+        typer.echo(f"{len(problems)} problem(s) found", err=True)
+        raise typer.Exit(1)
+    typer.echo("configuration is valid")
+
+
+@mappings_app.command("validate")
+def mappings_validate(file: Path) -> None:
+    """Check an SoR mapping table; prints each problem with its line number."""
+    from mappings.engine import parse_table
+
+    try:
+        text = file.read_text(encoding="utf-8-sig")
+    except OSError as exc:
+        typer.echo(f"{file}: cannot read: {exc.strerror}", err=True)
+        raise typer.Exit(1) from None
+    table, errors = parse_table(text, source=str(file))
+    for e in errors:
+        typer.echo(str(e))
+    if errors:
+        typer.echo(f"{len(errors)} problem(s) found", err=True)
+        raise typer.Exit(1)
+    typer.echo(f"{file}: {len(table)} codes, valid")
+
+
+def _db() -> tuple[Settings, object]:
+    from gateway.storage.database import Database
+
+    settings = Settings()
+    db = Database(settings.resolved_database_url())
+    db.migrate()
+    return settings, db
+
+
+@keys_app.command("create")
+def keys_create(
+    name: str,
+    council: Annotated[list[str], typer.Option(help="repeatable")],
+    role: str = "frontend",
+    rate_per_minute: int = 600,
+) -> None:
+    """Create a key; it is printed once and stored only as a hash."""
+    from gateway.auth import KeyStore
+
+    async def run() -> str:
+        _, db = _db()
+        try:
+            return await KeyStore(db).create(name, council, role, rate_per_minute)  # type: ignore[arg-type]
+        finally:
+            await db.dispose()  # type: ignore[attr-defined]
+
+    try:
+        key = asyncio.run(run())
+    except ValueError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(1) from None
+    typer.echo(key)
+
+
+@keys_app.command("list")
+def keys_list() -> None:
+    """List keys (ids, names, councils, roles; never the keys themselves)."""
+    from gateway.auth import KeyStore
+
+    async def run() -> None:
+        _, db = _db()
+        for k in await KeyStore(db).list():  # type: ignore[arg-type]
+            state = "revoked" if k.revoked_at else "active"
+            typer.echo(f"{k.key_id}\t{k.name}\t{','.join(k.councils)}\t{k.role}\t{state}")
+        await db.dispose()  # type: ignore[attr-defined]
+
+    asyncio.run(run())
+
+
+@keys_app.command("revoke")
+def keys_revoke(key_id: str) -> None:
+    """Revoke a key by its id (takes effect within 15 seconds on running gateways)."""
+    from gateway.auth import KeyStore
+
+    async def run() -> bool:
+        _, db = _db()
+        try:
+            return await KeyStore(db).revoke(key_id)  # type: ignore[arg-type]
+        finally:
+            await db.dispose()  # type: ignore[attr-defined]
+
+    if not asyncio.run(run()):
+        typer.echo(f"no active key {key_id!r}", err=True)
+        raise typer.Exit(1)
+    typer.echo(f"revoked {key_id}")
+
+
+@outbox_app.command("list")
+def outbox_list(
+    state: Annotated[str | None, typer.Option(help="pending|done|dead")] = None, limit: int = 50
+) -> None:
+    """Outbox items, newest first (no personal data: kinds, references, errors)."""
+    from gateway.outbox import list_items
+
+    async def run() -> None:
+        _, db = _db()
+        for i in await list_items(db, state, limit):  # type: ignore[arg-type]
+            typer.echo(
+                json.dumps(
+                    {
+                        "id": i.id,
+                        "council": i.council,
+                        "kind": i.kind,
+                        "reference": i.payload.get("reference"),
+                        "state": i.state,
+                        "attempts": i.attempts,
+                        "last_error": i.last_error,
+                    }
+                )
+            )
+        await db.dispose()  # type: ignore[attr-defined]
+
+    asyncio.run(run())
+
+
+@outbox_app.command("replay")
+def outbox_replay(item_id: Annotated[list[int] | None, typer.Argument()] = None) -> None:
+    """Put dead items back in the queue (all of them, or the ids given)."""
+    from gateway.outbox import replay
+
+    async def run() -> int:
+        _, db = _db()
+        try:
+            return await replay(db, item_id)  # type: ignore[arg-type]
+        finally:
+            await db.dispose()  # type: ignore[attr-defined]
+
+    typer.echo(f"{asyncio.run(run())} item(s) queued again")
+
+
+@export_app.command("bookings")
+def export_bookings(council: str, status: str = "booked") -> None:
+    """Write a council's bookings as CSV to standard output (for processing by hand)."""
+    from sqlalchemy import select
+
+    from gateway.storage.models import Repair
+    from gateway.timeutil import london
+
+    async def run() -> None:
+        _, db = _db()
+        out = csv.writer(sys.stdout)
+        out.writerow(
+            [
+                "reference",
+                "status",
+                "property_id",
+                "sor_code",
+                "trade",
+                "priority",
+                "appointment_start",
+                "appointment_end",
+                "communal",
+                "description",
+                "contact_name",
+                "contact_phone",
+                "contact_email",
+                "created_at",
+            ]
+        )
+        async with db.session() as s:  # type: ignore[attr-defined]
+            q = select(Repair).where(Repair.council == council).order_by(Repair.created_at)
+            if status != "all":
+                q = q.where(Repair.status == status)
+            for r in (await s.execute(q)).scalars():
+                c = r.contact or {}
+                out.writerow(
+                    [
+                        r.reference,
+                        r.status,
+                        r.property_id,
+                        r.sor_code or "",
+                        r.trade,
+                        r.priority,
+                        london(r.slot_start).isoformat() if r.slot_start else "",
+                        london(r.slot_end).isoformat() if r.slot_end else "",
+                        r.communal,
+                        r.description,
+                        c.get("name", ""),
+                        c.get("phone", ""),
+                        c.get("email", ""),
+                        london(r.created_at).isoformat(),
+                    ]
+                )
+        await db.dispose()  # type: ignore[attr-defined]
+
+    asyncio.run(run())
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

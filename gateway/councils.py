@@ -1,0 +1,194 @@
+"""Council runtimes: each council's validated configuration, mapping table and live adaptors.
+
+Loading validates everything and collects every problem (file, line, key) before start-up, so
+``repairs-gateway check`` and ``serve`` report the same things.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from adaptors.base import (
+    Adaptor,
+    AdaptorContext,
+    AddressSource,
+    Scheduler,
+    WorksOrderSink,
+)
+from gateway.config import (
+    ConfigError,
+    ConfigProblem,
+    LoadedCouncil,
+    council_files,
+    load_council_file,
+)
+from gateway.errors import BackendUnavailable, InvalidInput, NotFound
+from gateway.plugins import discover
+from gateway.routing import RouteRequest, choose
+from gateway.storage.database import Database
+from mappings.engine import MappingTableError, SorTable, load_table
+
+CAPABILITY_BASES: dict[str, type[Adaptor]] = {
+    "addresses": AddressSource,
+    "appointments": Scheduler,
+    "bookings": Scheduler,
+    "works_orders": WorksOrderSink,
+}
+
+
+@dataclass
+class Council:
+    id: str
+    loaded: LoadedCouncil
+    table: SorTable
+    adaptors: dict[str, Adaptor] = field(default_factory=dict)
+    broken: dict[str, str] = field(default_factory=dict)  # adaptor name -> why it is unusable
+
+    @property
+    def config(self):  # type: ignore[no-untyped-def]
+        return self.loaded.config
+
+    def adaptor(self, name: str) -> Adaptor:
+        if name in self.broken:
+            raise BackendUnavailable(f"adaptor {name!r} is not available", retry_after=300)
+        try:
+            return self.adaptors[name]
+        except KeyError:
+            raise NotFound(f"adaptor {name!r} is not configured") from None
+
+    def route(self, req: RouteRequest) -> str | None:
+        route = getattr(self.config.routes, req.capability)
+        if route is None and req.capability == "bookings":
+            route = self.config.routes.appointments
+        if route is None:
+            return None
+        return choose(route, req)
+
+    def shadow_for(self, capability: str) -> str | None:
+        route = getattr(self.config.routes, capability)
+        return route.shadow if route is not None else None
+
+    def address_source(self, name: str) -> AddressSource:
+        a = self.adaptor(name)
+        if not isinstance(a, AddressSource):
+            raise InvalidInput(f"adaptor {name!r} is not an address source")
+        return a
+
+    def scheduler(self, name: str) -> Scheduler:
+        a = self.adaptor(name)
+        if not isinstance(a, Scheduler):
+            raise InvalidInput(f"adaptor {name!r} is not a scheduler")
+        return a
+
+    def works_order_sink(self, name: str) -> WorksOrderSink:
+        a = self.adaptor(name)
+        if not isinstance(a, WorksOrderSink):
+            raise InvalidInput(f"adaptor {name!r} is not a works-order sink")
+        return a
+
+
+def build_council(
+    loaded: LoadedCouncil, data_dir: Path, database: Database | None
+) -> tuple[Council, list[ConfigProblem]]:
+    problems: list[ConfigProblem] = []
+    fname = str(loaded.path)
+    config = loaded.config
+    table = SorTable({}, "<none>")
+    table_path = (loaded.path.parent / config.mappings).resolve()
+    try:
+        table = load_table(table_path)
+    except FileNotFoundError:
+        problems.append(
+            ConfigProblem(
+                fname,
+                loaded.line_of("mappings"),
+                "mappings",
+                f"mapping table {table_path} not found",
+            )
+        )
+    except MappingTableError as exc:
+        problems.extend(
+            ConfigProblem(e.source, e.line, e.column or "", e.message) for e in exc.errors
+        )
+    council = Council(loaded.id, loaded, table)
+    registry = discover()
+    for name, entry in config.adaptors.items():
+        cls = registry.types.get(entry.type)
+        if cls is None:
+            why = registry.errors.get(entry.type)
+            msg = (
+                f"adaptor type {entry.type!r} failed to load: {why}"
+                if why
+                else f"unknown adaptor type {entry.type!r} (installed: "
+                f"{', '.join(sorted(registry.types)) or 'none'})"
+            )
+            problems.append(
+                ConfigProblem(
+                    fname,
+                    loaded.line_of("adaptors", name, "type"),
+                    f"adaptors.{name}.type",
+                    msg,
+                    fatal=why is None,
+                )
+            )
+            council.broken[name] = msg
+            continue
+        try:
+            options = cls.Config.model_validate(entry.options)
+        except ValidationError as exc:
+            for err in exc.errors():
+                loc = ("adaptors", name, "options", *err["loc"])
+                problems.append(
+                    ConfigProblem(fname, loaded.line_of(*loc), ".".join(map(str, loc)), err["msg"])
+                )
+            council.broken[name] = "invalid options"
+            continue
+        ctx = AdaptorContext(
+            council=loaded.id,
+            name=name,
+            config_dir=loaded.path.parent,
+            data_dir=data_dir,
+            database=database,
+        )
+        council.adaptors[name] = cls(options, ctx)
+    for cap, base in CAPABILITY_BASES.items():
+        route = getattr(config.routes, cap)
+        if route is None:
+            continue
+        names = {route.default, *(r.use for r in route.rules)}
+        if route.shadow:
+            names.add(route.shadow)
+        for n in sorted(names):
+            a = council.adaptors.get(n)
+            if a is not None and not isinstance(a, base):
+                problems.append(
+                    ConfigProblem(
+                        fname,
+                        loaded.line_of("routes", cap),
+                        f"routes.{cap}",
+                        f"adaptor {n!r} ({a.type_name}) cannot serve {cap}",
+                    )
+                )
+    return council, problems
+
+
+def load_councils(
+    config_dir: Path, data_dir: Path, database: Database | None = None
+) -> tuple[dict[str, Council], list[ConfigProblem]]:
+    councils: dict[str, Council] = {}
+    problems: list[ConfigProblem] = []
+    for path in council_files(config_dir):
+        try:
+            loaded = load_council_file(path)
+        except ConfigError as exc:
+            problems.extend(exc.problems)
+            continue
+        council, council_problems = build_council(loaded, data_dir, database)
+        problems.extend(council_problems)
+        councils[council.id] = council
+    if not councils and not problems:
+        problems.append(ConfigProblem(str(config_dir), None, "", "no council *.yaml files found"))
+    return councils, problems

@@ -1,0 +1,76 @@
+"""The running gateway: settings, database, councils and their adaptors, services, outbox
+worker and key store, started and stopped together (FastAPI lifespan or CLI)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import structlog
+
+from gateway.auth import KeyStore, Principal
+from gateway.booking import Bookings
+from gateway.config import ConfigError
+from gateway.councils import Council, load_councils
+from gateway.errors import GatewayError
+from gateway.outbox import OutboxWorker
+from gateway.service import Gateway
+from gateway.settings import Settings
+from gateway.storage.database import Database
+from gateway.tokens import TokenCodec
+
+log = structlog.get_logger("gateway.runtime")
+ANONYMOUS = Principal("anonymous", "anonymous", frozenset({"*"}), "admin", 10**9)
+
+
+class Runtime:
+    def __init__(self, settings: Settings, *, run_worker: bool = True) -> None:
+        self.settings = settings
+        self.run_worker = run_worker
+        self.database = Database(settings.resolved_database_url())
+        councils, problems = load_councils(settings.config_dir, settings.data_dir, self.database)
+        fatal = [p for p in problems if p.fatal]
+        for p in problems:
+            if not p.fatal:
+                log.warning("config.problem", problem=str(p))
+        if fatal:
+            raise ConfigError(fatal)
+        self.councils: dict[str, Council] = councils
+        self.codec = TokenCodec(settings.resolved_secret_key())
+        self.gateway = Gateway(councils, self.database, self.codec)
+        self.worker = OutboxWorker(
+            self.database,
+            max_attempts=settings.outbox_max_attempts,
+            poll_seconds=settings.outbox_poll_seconds,
+        )
+        self.bookings = Bookings(self.gateway, self.worker)
+        self.keys = KeyStore(self.database)
+
+    async def start(self) -> None:
+        await asyncio.to_thread(self.database.migrate)
+        for council in self.councils.values():
+            for name, adaptor in council.adaptors.items():
+                try:
+                    await adaptor.start()
+                except GatewayError as exc:
+                    council.broken[name] = exc.detail
+                    log.error(
+                        "adaptor.start_failed", council=council.id, adaptor=name, error=exc.slug
+                    )
+        if self.run_worker:
+            self.worker.start()
+
+    async def stop(self) -> None:
+        await self.worker.stop()
+        await self.gateway.shadow.drain()
+        for council in self.councils.values():
+            for adaptor in council.adaptors.values():
+                try:
+                    await adaptor.close()
+                except Exception:  # noqa: BLE001 - shutting down; keep closing the others
+                    log.warning("adaptor.close_failed", council=council.id, adaptor=adaptor.name)
+        await self.database.dispose()
+
+    async def authenticate(self, presented: str | None) -> Principal:
+        if not self.settings.require_api_keys:
+            return ANONYMOUS
+        return await self.keys.authenticate(presented)

@@ -1,0 +1,217 @@
+"""The read side of the standard API: councils, addresses, job resolution, appointments.
+
+Routes stay thin; everything a front-end relies on (normalisation, routing, tokens) is here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+from gateway.councils import Council
+from gateway.domain import (
+    DEFAULT_SIZE_MINUTES,
+    AvailabilityQuery,
+    JobSize,
+    JobSpec,
+    Priority,
+    Property,
+    Trade,
+    VendorSlot,
+)
+from gateway.errors import InvalidInput, NotFound
+from gateway.postcodes import normalise_postcode
+from gateway.routing import RouteRequest
+from gateway.shadow import ShadowRunner
+from gateway.storage.database import Database
+from gateway.timeutil import today_london
+from gateway.tokens import TokenCodec
+
+
+@dataclass
+class OfferedSlot:
+    slot: VendorSlot
+    token: str
+
+
+@dataclass
+class AppointmentPage:
+    slots: list[OfferedSlot]
+    next_cursor: str | None
+    adaptor: str
+
+
+class Gateway:
+    def __init__(
+        self,
+        councils: dict[str, Council],
+        database: Database,
+        codec: TokenCodec,
+        shadow: ShadowRunner | None = None,
+    ) -> None:
+        self.councils = councils
+        self.database = database
+        self.codec = codec
+        self.shadow = shadow or ShadowRunner(database)
+
+    def council(self, council_id: str) -> Council:
+        council = self.councils.get(council_id)
+        if council is None:
+            raise NotFound(f"no council {council_id!r} is served here", field="council")
+        return council
+
+    # -- addresses ------------------------------------------------------------------------
+    async def addresses(self, council: Council, raw_postcode: str) -> list[Property]:
+        postcode = normalise_postcode(raw_postcode)
+        if postcode is None:
+            raise InvalidInput(f"{raw_postcode!r} is not a UK postcode", field="postcode")
+        req = RouteRequest(council.id, "addresses", postcode=postcode)
+        name = council.route(req)
+        assert name is not None
+        props = await council.address_source(name).addresses(postcode)
+        shadow = council.shadow_for("addresses")
+        if shadow and shadow != name:
+            self.shadow.addresses(council, name, shadow, postcode, props)
+        return props
+
+    async def find_property(self, council: Council, property_id: str) -> Property:
+        route = council.config.routes.addresses
+        names = [r.use for r in route.rules] + [route.default]
+        for name in dict.fromkeys(names):
+            prop = await council.address_source(name).get_property(property_id)
+            if prop is not None:
+                return prop
+        raise InvalidInput(
+            f"no property {property_id!r} in council {council.id!r}", field="property_id"
+        )
+
+    # -- jobs -----------------------------------------------------------------------------
+    def resolve_job(
+        self,
+        council: Council,
+        *,
+        sor_code: str | None,
+        trade: Trade | None,
+        size: JobSize | None,
+        priority: Priority | None,
+    ) -> JobSpec:
+        if sor_code:
+            mapping = council.table.get(sor_code)
+            if mapping is None:
+                raise InvalidInput(
+                    f"SoR code {sor_code!r} is not known to council {council.id!r}",
+                    field="sor_code",
+                )
+            if not mapping.enabled:
+                raise InvalidInput(
+                    f"SoR code {sor_code!r} is not bookable online", field="sor_code"
+                )
+            return JobSpec(
+                sor_code=mapping.code,
+                trade=mapping.trade,
+                size=mapping.size,
+                duration_minutes=mapping.duration_minutes,
+                priority=mapping.priority or priority or Priority.NORMAL,
+            )
+        if trade is None or size is None:
+            field = (
+                "sor_code"
+                if trade is None and size is None
+                else ("trade" if trade is None else "size")
+            )
+            raise InvalidInput("give sor_code, or trade and size", field=field)
+        return JobSpec(
+            trade=trade,
+            size=size,
+            duration_minutes=DEFAULT_SIZE_MINUTES[size],
+            priority=priority or Priority.NORMAL,
+        )
+
+    # -- appointments -----------------------------------------------------------------------
+    def scheduler_for(
+        self, council: Council, prop: Property, job: JobSpec, capability: str = "appointments"
+    ) -> str:
+        name = council.route(
+            RouteRequest(
+                council.id,
+                capability,
+                trade=job.trade,
+                priority=job.priority,
+                property_id=prop.id,
+                postcode=prop.postcode,
+            )
+        )
+        if name is None:
+            raise NotFound(f"council {council.id!r} offers no online appointments", field="council")
+        return name
+
+    async def appointments(
+        self,
+        council: Council,
+        property_id: str,
+        job: JobSpec,
+        start_from: date | None,
+        cursor: str | None,
+        page_size: int | None = None,
+    ) -> AppointmentPage:
+        prop = await self.find_property(council, property_id)
+        if not prop.online_repairs:
+            raise InvalidInput(
+                prop.ineligible_reason or "repairs here cannot be booked online",
+                field="property_id",
+            )
+        resume: dict[str, Any] | None = None
+        size = page_size or council.config.page_size
+        if cursor:
+            state = self.codec.read_cursor(cursor)
+            if (
+                state.get("c") != council.id
+                or state.get("p") != prop.id
+                or state.get("j") != job.model_dump(mode="json")
+            ):
+                raise InvalidInput("cursor belongs to a different search", field="cursor")
+            name, resume = str(state["a"]), state.get("r")
+            start = date.fromisoformat(state["f"])
+        else:
+            name = self.scheduler_for(council, prop, job)
+            start = start_from or today_london()
+        query = AvailabilityQuery(
+            property=prop, job=job, start_from=start, page_size=size, resume=resume
+        )
+        page = await council.scheduler(name).availability(query)
+        shadow = council.shadow_for("appointments")
+        if shadow and shadow != name and not cursor:
+            self.shadow.appointments(council, name, shadow, query, page.slots)
+        jd = job.model_dump(mode="json")
+        offered = [
+            OfferedSlot(
+                s,
+                self.codec.slot_token(
+                    {
+                        "c": council.id,
+                        "a": name,
+                        "p": prop.id,
+                        "j": jd,
+                        "s": s.start.isoformat(),
+                        "e": s.end.isoformat(),
+                        "l": s.label,
+                        "v": s.vendor,
+                    }
+                ),
+            )
+            for s in page.slots
+        ]
+        next_cursor = None
+        if page.resume is not None:
+            next_cursor = self.codec.cursor(
+                {
+                    "c": council.id,
+                    "a": name,
+                    "p": prop.id,
+                    "j": jd,
+                    "f": start.isoformat(),
+                    "r": page.resume,
+                }
+            )
+        return AppointmentPage(offered, next_cursor, name)

@@ -1,0 +1,186 @@
+"""Tables. Personal data (contact, description) lives only in ``repairs``; nothing here is
+logged. Times are stored in UTC."""
+
+from __future__ import annotations
+
+from datetime import UTC as _UTC
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, DateTime, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import TypeDecorator
+
+from gateway.timeutil import now
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Aware datetimes in, aware UTC datetimes out, on SQLite and PostgreSQL alike."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime")
+        return value.astimezone(_UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=_UTC)
+        return value.astimezone(_UTC)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Repair(Base):
+    __tablename__ = "repairs"
+    __table_args__ = (UniqueConstraint("council", "reference", name="uq_repairs_reference"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    council: Mapped[str] = mapped_column(String(64), index=True)
+    reference: Mapped[str] = mapped_column(String(32))
+    property_id: Mapped[str] = mapped_column(String(64))
+    sor_code: Mapped[str | None] = mapped_column(String(32))
+    trade: Mapped[str] = mapped_column(String(32))
+    size: Mapped[str] = mapped_column(String(16))
+    duration_minutes: Mapped[int] = mapped_column(Integer)
+    priority: Mapped[str] = mapped_column(String(16))
+    description: Mapped[str] = mapped_column(Text)
+    contact: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    communal: Mapped[bool] = mapped_column(default=False)
+    # booking | booked | awaiting_appointment | cancelled | failed | completed | in_progress
+    status: Mapped[str] = mapped_column(String(32), index=True)
+    scheduler: Mapped[str | None] = mapped_column(String(64))  # adaptor that owns the booking
+    vendor_order_ref: Mapped[str | None] = mapped_column(String(64))
+    vendor_booking_ref: Mapped[str | None] = mapped_column(String(64))
+    vendor_slot: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    slot_start: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    slot_end: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    slot_label: Mapped[str | None] = mapped_column(String(32))
+    works_order_adaptor: Mapped[str | None] = mapped_column(String(64))
+    works_order_ref: Mapped[str | None] = mapped_column(String(64))
+    client_id: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=now)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=now, onupdate=now)
+
+
+class IdempotencyRecord(Base):
+    __tablename__ = "idempotency_keys"
+    __table_args__ = (UniqueConstraint("council", "client_id", "key", name="uq_idempotency"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    council: Mapped[str] = mapped_column(String(64))
+    client_id: Mapped[str] = mapped_column(String(64), default="")
+    key: Mapped[str] = mapped_column(String(255))
+    request_hash: Mapped[str] = mapped_column(String(64))
+    state: Mapped[str] = mapped_column(String(16))  # in_progress | done
+    response_status: Mapped[int | None] = mapped_column(Integer)
+    response_body: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    repair_reference: Mapped[str | None] = mapped_column(String(32))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=now)
+
+
+class OutboxItem(Base):
+    __tablename__ = "outbox"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    council: Mapped[str] = mapped_column(String(64), index=True)
+    kind: Mapped[str] = mapped_column(String(64))
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+    state: Mapped[str] = mapped_column(
+        String(16), index=True, default="pending"
+    )  # pending|done|dead
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=now, index=True)
+    locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    locked_by: Mapped[str | None] = mapped_column(String(64))
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=now)
+    done_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class CsvSlotUsage(Base):
+    """CSV fallback: places taken per trade per slot. Capacity is enforced by a conditional
+    UPDATE so two concurrent bookings can never take the last place twice."""
+
+    __tablename__ = "csv_slot_usage"
+    __table_args__ = (
+        UniqueConstraint("council", "adaptor", "trade", "slot_key", name="uq_csv_slot"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    council: Mapped[str] = mapped_column(String(64))
+    adaptor: Mapped[str] = mapped_column(String(64))
+    trade: Mapped[str] = mapped_column(String(32))
+    slot_key: Mapped[str] = mapped_column(String(80))  # "start/end" in ISO UTC
+    used: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class CsvBooking(Base):
+    __tablename__ = "csv_bookings"
+    __table_args__ = (UniqueConstraint("council", "adaptor", "reference", name="uq_csv_booking"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    council: Mapped[str] = mapped_column(String(64))
+    adaptor: Mapped[str] = mapped_column(String(64))
+    reference: Mapped[str] = mapped_column(String(32))
+    trade: Mapped[str] = mapped_column(String(32))
+    slot_key: Mapped[str] = mapped_column(String(80))
+    status: Mapped[str] = mapped_column(String(16))  # booked | cancelled
+
+
+class ShadowComparison(Base):
+    """One primary-vs-shadow comparison (strangler migration evidence). No personal data."""
+
+    __tablename__ = "shadow_comparisons"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    council: Mapped[str] = mapped_column(String(64), index=True)
+    capability: Mapped[str] = mapped_column(String(32))
+    primary: Mapped[str] = mapped_column(String(64))
+    shadow: Mapped[str] = mapped_column(String(64))
+    agreed: Mapped[bool] = mapped_column()
+    detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=now)
+
+
+class AdaptorCallStat(Base):
+    """Calls per council, capability and adaptor, aggregated per hour."""
+
+    __tablename__ = "adaptor_call_stats"
+    __table_args__ = (
+        UniqueConstraint("council", "capability", "adaptor", "hour", name="uq_call_stat"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    council: Mapped[str] = mapped_column(String(64))
+    capability: Mapped[str] = mapped_column(String(32))
+    adaptor: Mapped[str] = mapped_column(String(64))
+    hour: Mapped[str] = mapped_column(String(16))  # 2026-11-25T10
+    calls: Mapped[int] = mapped_column(Integer, default=0)
+    errors: Mapped[int] = mapped_column(Integer, default=0)
+    total_ms: Mapped[float] = mapped_column(default=0.0)
+    max_ms: Mapped[float] = mapped_column(default=0.0)
+
+
+class ApiKey(Base):
+    """API keys are stored as SHA-256 hashes; the clear key is shown once at creation."""
+
+    __tablename__ = "api_keys"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    key_id: Mapped[str] = mapped_column(String(32), unique=True)
+    key_hash: Mapped[str] = mapped_column(String(64))
+    name: Mapped[str] = mapped_column(String(128))
+    councils: Mapped[list[str]] = mapped_column(JSON)
+    role: Mapped[str] = mapped_column(String(16))  # frontend | admin
+    rate_per_minute: Mapped[int] = mapped_column(Integer, default=600)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=now)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
