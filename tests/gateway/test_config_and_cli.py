@@ -1,0 +1,74 @@
+"""Council configuration validation and the command line, as council IT would use them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from gateway.cli import app
+from tests.gatewaykit import DEMO_CONFIG, demo_council, write_config
+
+runner = CliRunner()
+
+
+def test_check_accepts_the_shipped_demo_config() -> None:
+    result = runner.invoke(app, ["check", "--config-dir", str(DEMO_CONFIG)])
+    assert result.exit_code == 0, result.output
+    assert "demo: 1 adaptor(s), 22 SoR codes - ok" in result.output
+
+
+def test_check_names_file_line_and_key(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    council, files = demo_council()
+    council["adaptors"]["demo_csv"]["options"]["calendar"]["capacity"] = "lots"
+    council["routes"]["appointments"] = "missing_adaptor"
+    write_config(tmp_path, {"demo": council}, files)
+    (tmp_path / "other.yaml").write_text(
+        "name: Other\nmappings: sor.csv\nadaptors:\n  x:\n    type: no_such_type\n"
+        "    options: {}\n  y:\n    type: csv_fallback\n    options:\n"
+        "      properties_file: p.csv\n      colour: blue\nroutes:\n  addresses: x\n"
+        "  appointments:\n    default: y\n    shadow: x\n"
+    )
+    (tmp_path / "third.yaml").write_text(
+        "name: T\nmappings: sor.csv\nadaptors:\n  a:\n    type: csv_fallback\n"
+        "    options:\n      properties_file: ${RGW_TEST_UNSET_VAR}\nroutes:\n  addresses: a\n"
+    )
+    monkeypatch.delenv("RGW_TEST_UNSET_VAR", raising=False)
+    result = runner.invoke(app, ["check", "--config-dir", str(tmp_path)])
+    assert result.exit_code == 1
+    out = result.output
+    assert f"{tmp_path / 'demo.yaml'}:" in out and "missing_adaptor" in out
+    assert "other.yaml:5: adaptors.x.type: unknown adaptor type 'no_such_type'" in out
+    assert "other.yaml:11: adaptors.y.options.colour: Extra inputs are not permitted" in out
+    assert (
+        "third.yaml:7: adaptors.a.options.properties_file: environment variable "
+        "RGW_TEST_UNSET_VAR is not set" in out
+    )
+
+
+def test_check_reports_bad_mapping_lines(tmp_path: Path) -> None:
+    council, files = demo_council()
+    files["sor.csv"] += "N631111,dup,PL,small,,,\n"
+    write_config(tmp_path, {"demo": council}, files)
+    result = runner.invoke(app, ["check", "--config-dir", str(tmp_path)])
+    assert result.exit_code == 1
+    assert f"{tmp_path / 'sor.csv'}:24: sor_code: duplicate code 'N631111'" in result.output
+
+
+def test_mappings_validate(tmp_path: Path) -> None:
+    ok = runner.invoke(
+        app,
+        ["mappings", "validate", str(DEMO_CONFIG.parent.parent / "mappings/examples/demo-sor.csv")],
+    )
+    assert ok.exit_code == 0 and "22 codes, valid" in ok.output
+    bad = tmp_path / "t.csv"
+    bad.write_text("sor_code,trade,size\nA,PL,enormous\n")
+    result = runner.invoke(app, ["mappings", "validate", str(bad)])
+    assert result.exit_code == 1 and f"{bad}:2: size: bad size 'enormous'" in result.output
+
+
+def test_bad_config_stops_serve_with_a_clear_message(tmp_path: Path) -> None:
+    (tmp_path / "demo.yaml").write_text("name: [unclosed\n")
+    result = runner.invoke(app, ["serve", "--config-dir", str(tmp_path), "--port", "1"])
+    assert result.exit_code == 2
+    assert "demo.yaml:" in result.output and "not valid YAML" in result.output
