@@ -314,6 +314,29 @@ def export_bookings(council: str, status: str = "booked") -> None:
     asyncio.run(run())
 
 
+report_app = typer.Typer(help="Reports for council IT.", no_args_is_help=True)
+app.add_typer(report_app, name="report")
+
+
+@report_app.command("migration")
+def report_migration(
+    council: Annotated[str, typer.Option(help="council id")],
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Share of calls per adaptor, error rates, latency and shadow agreement per capability."""
+    from gateway.report import migration_report, render_text
+
+    async def run() -> dict[str, object]:
+        _, db = _db()
+        try:
+            return await migration_report(db, council)  # type: ignore[arg-type]
+        finally:
+            await db.dispose()  # type: ignore[attr-defined]
+
+    report = asyncio.run(run())
+    typer.echo(json.dumps(report, indent=2) if as_json else render_text(report))
+
+
 def main() -> None:
     app()
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, cast
 
 from pydantic import ValidationError
 
@@ -27,6 +28,7 @@ from gateway.config import (
 )
 from gateway.errors import BackendUnavailable, InvalidInput, NotFound
 from gateway.plugins import discover
+from gateway.resilience import CallStats, CircuitBreaker, Guarded
 from gateway.routing import RouteRequest, choose
 from gateway.storage.database import Database
 from mappings.engine import MappingTableError, SorTable, load_table
@@ -46,6 +48,8 @@ class Council:
     table: SorTable
     adaptors: dict[str, Adaptor] = field(default_factory=dict)
     broken: dict[str, str] = field(default_factory=dict)  # adaptor name -> why it is unusable
+    breakers: dict[str, CircuitBreaker] = field(default_factory=dict)
+    stats: CallStats = field(default_factory=CallStats)
 
     @property
     def config(self):  # type: ignore[no-untyped-def]
@@ -71,23 +75,26 @@ class Council:
         route = getattr(self.config.routes, capability)
         return route.shadow if route is not None else None
 
-    def address_source(self, name: str) -> AddressSource:
+    def breaker(self, name: str) -> CircuitBreaker:
+        b = self.breakers.get(name)
+        if b is None:
+            b = self.breakers[name] = CircuitBreaker()
+        return b
+
+    def _guarded(self, name: str, base: type[Adaptor], what: str) -> Any:
         a = self.adaptor(name)
-        if not isinstance(a, AddressSource):
-            raise InvalidInput(f"adaptor {name!r} is not an address source")
-        return a
+        if not isinstance(a, base):
+            raise InvalidInput(f"adaptor {name!r} is not {what}")
+        return Guarded(self.id, name, a, self.breaker(name), self.stats)
+
+    def address_source(self, name: str) -> AddressSource:
+        return cast(AddressSource, self._guarded(name, AddressSource, "an address source"))
 
     def scheduler(self, name: str) -> Scheduler:
-        a = self.adaptor(name)
-        if not isinstance(a, Scheduler):
-            raise InvalidInput(f"adaptor {name!r} is not a scheduler")
-        return a
+        return cast(Scheduler, self._guarded(name, Scheduler, "a scheduler"))
 
     def works_order_sink(self, name: str) -> WorksOrderSink:
-        a = self.adaptor(name)
-        if not isinstance(a, WorksOrderSink):
-            raise InvalidInput(f"adaptor {name!r} is not a works-order sink")
-        return a
+        return cast(WorksOrderSink, self._guarded(name, WorksOrderSink, "a works-order sink"))
 
 
 def build_council(

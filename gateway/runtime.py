@@ -13,12 +13,15 @@ from gateway.config import ConfigError
 from gateway.councils import Council, load_councils
 from gateway.errors import GatewayError
 from gateway.outbox import OutboxWorker
+from gateway.report import flush_stats
+from gateway.resilience import CallStats
 from gateway.service import Gateway
 from gateway.settings import Settings
 from gateway.storage.database import Database
 from gateway.tokens import TokenCodec
 
 log = structlog.get_logger("gateway.runtime")
+STATS_FLUSH_SECONDS = 10.0
 ANONYMOUS = Principal("anonymous", "anonymous", frozenset({"*"}), "admin", 10**9)
 
 
@@ -44,6 +47,10 @@ class Runtime:
         )
         self.bookings = Bookings(self.gateway, self.worker)
         self.keys = KeyStore(self.database)
+        self.stats = CallStats()
+        for council in councils.values():
+            council.stats = self.stats
+        self._flusher: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         await asyncio.to_thread(self.database.migrate)
@@ -58,10 +65,25 @@ class Runtime:
                     )
         if self.run_worker:
             self.worker.start()
+            self._flusher = asyncio.create_task(self._flush_loop())
+
+    async def _flush_loop(self) -> None:
+        while True:
+            await asyncio.sleep(STATS_FLUSH_SECONDS)
+            await self.flush_stats()
+
+    async def flush_stats(self) -> None:
+        try:
+            await flush_stats(self.database, self.stats)
+        except Exception as exc:  # noqa: BLE001 - statistics must never break serving
+            log.warning("stats.flush_failed", error_type=type(exc).__name__)
 
     async def stop(self) -> None:
+        if self._flusher is not None:
+            self._flusher.cancel()
         await self.worker.stop()
         await self.gateway.shadow.drain()
+        await self.flush_stats()
         for council in self.councils.values():
             for adaptor in council.adaptors.values():
                 try:

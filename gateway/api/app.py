@@ -11,8 +11,8 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.responses import Response
 
 from gateway import __version__
-from gateway.api import health, problems, routes
-from gateway.api.middleware import RequestContext
+from gateway.api import admin, health, problems, routes
+from gateway.api.middleware import CouncilCors, RequestContext
 from gateway.runtime import Runtime
 from gateway.settings import Settings
 
@@ -41,11 +41,19 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     app.state.runtime = rt
     problems.install(app)
     app.include_router(routes.router)
+    app.include_router(admin.router)
     app.include_router(health.router)
 
     @app.get("/metrics", include_in_schema=False)
     async def metrics() -> Response:
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
-    app.add_middleware(RequestContext, max_body_bytes=settings.max_body_bytes)
+    app.add_middleware(
+        CouncilCors, origins={c.id: c.config.cors_origins for c in rt.councils.values()}
+    )
+    app.add_middleware(
+        RequestContext,
+        max_body_bytes=settings.max_body_bytes,
+        budget_seconds=settings.request_budget_seconds,
+    )
     return app

@@ -45,6 +45,13 @@ async def health_report(rt: Runtime) -> dict[str, Any]:
     results = await asyncio.gather(*(_check(c) for c in coros))
     for n, r in zip(names, results, strict=True):
         components.setdefault(n, [r])
+    for council in rt.councils.values():
+        for name, breaker in council.breakers.items():
+            entry = components.get(f"{council.id}:{name}")
+            if entry is not None:
+                entry[0]["circuit"] = breaker.state
+                if breaker.state == "open" and entry[0]["status"] == "pass":
+                    entry[0]["status"] = "warn"
     for plugin in discover().errors:
         components[f"plugin:{plugin}"] = [{"status": "warn", "output": "failed to load"}]
     statuses = {c[0]["status"] for c in components.values()}

@@ -15,6 +15,8 @@ import structlog
 from prometheus_client import Counter, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from gateway.resilience import request_deadline
+
 log = structlog.get_logger("gateway.access")
 REQUESTS = Counter("gateway_requests_total", "HTTP requests", ["route", "method", "status"])
 LATENCY = Histogram(
@@ -26,9 +28,10 @@ LATENCY = Histogram(
 
 
 class RequestContext:
-    def __init__(self, app: ASGIApp, max_body_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, max_body_bytes: int, budget_seconds: float = 25.0) -> None:
         self.app = app
         self.max_body = max_body_bytes
+        self.budget = budget_seconds
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -55,6 +58,7 @@ class RequestContext:
 
         status = 500
         start = time.perf_counter()
+        request_deadline.set(time.monotonic() + self.budget)
 
         async def send_wrapper(message: Message) -> None:
             nonlocal status
@@ -109,3 +113,35 @@ async def _too_large(send: Send, limit: int) -> None:
         }
     )
     await send({"type": "http.response.body", "body": data})
+
+
+class CouncilCors:
+    """CORS configured per council (``cors_origins`` in its YAML), closed by default.
+    Dispatches to one Starlette CORSMiddleware per council that allows any origin."""
+
+    def __init__(self, app: ASGIApp, origins: dict[str, list[str]]) -> None:
+        from starlette.middleware.cors import CORSMiddleware
+
+        self.app = app
+        self.per_council = {
+            council: CORSMiddleware(
+                app,
+                allow_origins=allowed,
+                allow_methods=["GET", "POST", "PATCH"],
+                allow_headers=["Authorization", "Content-Type", "Idempotency-Key", "X-Request-ID"],
+                expose_headers=["X-Request-ID", "Retry-After"],
+                max_age=600,
+            )
+            for council, allowed in origins.items()
+            if allowed
+        }
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and self.per_council:
+            parts = scope["path"].split("/", 4)
+            if len(parts) > 3 and parts[1] == "v1" and parts[2] == "councils":
+                handler = self.per_council.get(parts[3])
+                if handler is not None:
+                    await handler(scope, receive, send)
+                    return
+        await self.app(scope, receive, send)

@@ -168,6 +168,7 @@ class AdaptorCallStat(Base):
     errors: Mapped[int] = mapped_column(Integer, default=0)
     total_ms: Mapped[float] = mapped_column(default=0.0)
     max_ms: Mapped[float] = mapped_column(default=0.0)
+    buckets: Mapped[list[int]] = mapped_column(JSON, default=list)  # resilience.LATENCY_BUCKETS_MS
 
 
 class ApiKey(Base):

@@ -27,6 +27,7 @@ def upgrade() -> None:
     sa.Column('errors', sa.Integer(), nullable=False),
     sa.Column('total_ms', sa.Double(), nullable=False),
     sa.Column('max_ms', sa.Double(), nullable=False),
+    sa.Column('buckets', sa.JSON(), nullable=False),
     sa.PrimaryKeyConstraint('id'),
     sa.UniqueConstraint('council', 'capability', 'adaptor', 'hour', name='uq_call_stat')
     )

@@ -1,0 +1,193 @@
+"""Per-adaptor-instance protection: a circuit breaker, a deadline on every call (bounded by
+the request's own budget), and call statistics for the migration report and metrics.
+
+Adaptor calls go through ``Guarded``, a thin proxy the council hands out instead of the raw
+adaptor. Failures that mean "the backend is not answering" (unavailable, auth failed, timeout)
+count against the breaker; answers such as "slot taken" or "invalid input" do not.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+from typing import Any
+
+from prometheus_client import Counter, Gauge, Histogram
+
+from gateway.errors import BackendAuthFailed, BackendUnavailable, GatewayError
+
+# Absolute monotonic deadline of the current API request (None outside requests).
+request_deadline: ContextVar[float | None] = ContextVar("request_deadline", default=None)
+
+CALLS = Counter(
+    "gateway_adaptor_calls_total", "Adaptor calls", ["council", "adaptor", "capability", "outcome"]
+)
+CALL_SECONDS = Histogram(
+    "gateway_adaptor_call_seconds",
+    "Adaptor call latency",
+    ["council", "adaptor", "capability"],
+    buckets=(0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30),
+)
+BREAKER = Gauge(
+    "gateway_adaptor_circuit_open", "1 when the adaptor's circuit is open", ["council", "adaptor"]
+)
+
+METHOD_CAPABILITY = {
+    "addresses": "addresses",
+    "get_property": "addresses",
+    "operative_notes": "addresses",
+    "availability": "appointments",
+    "book": "bookings",
+    "reschedule": "bookings",
+    "cancel": "bookings",
+    "status": "bookings",
+    "raise_works_order": "works_orders",
+    "cancel_works_order": "works_orders",
+}
+LATENCY_BUCKETS_MS = (10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000)
+
+
+class CircuitBreaker:
+    def __init__(self, threshold: int = 5, cooldown: float = 30.0) -> None:
+        self.threshold = threshold
+        self.cooldown = cooldown
+        self.failures = 0
+        self.opened_at: float | None = None
+        self._probing = False
+
+    @property
+    def state(self) -> str:
+        if self.opened_at is None:
+            return "closed"
+        if time.monotonic() - self.opened_at >= self.cooldown:
+            return "half_open"
+        return "open"
+
+    def before(self) -> None:
+        state = self.state
+        if state == "open":
+            left = self.cooldown - (time.monotonic() - (self.opened_at or 0))
+            raise BackendUnavailable(
+                "the backend is failing; the gateway is giving it a rest",
+                retry_after=max(1, int(left) + 1),
+            )
+        if state == "half_open":
+            if self._probing:
+                raise BackendUnavailable(
+                    "the backend is being probed; try again shortly", retry_after=5
+                )
+            self._probing = True
+
+    def success(self) -> None:
+        self.failures, self.opened_at, self._probing = 0, None, False
+
+    def failure(self) -> None:
+        self._probing = False
+        self.failures += 1
+        if self.failures >= self.threshold or self.opened_at is not None:
+            self.opened_at = time.monotonic()
+
+
+@dataclass
+class CallStat:
+    calls: int = 0
+    errors: int = 0
+    total_ms: float = 0.0
+    max_ms: float = 0.0
+    buckets: list[int] = field(default_factory=lambda: [0] * (len(LATENCY_BUCKETS_MS) + 1))
+
+    def add(self, ms: float, error: bool) -> None:
+        self.calls += 1
+        self.errors += int(error)
+        self.total_ms += ms
+        self.max_ms = max(self.max_ms, ms)
+        for i, edge in enumerate(LATENCY_BUCKETS_MS):
+            if ms <= edge:
+                self.buckets[i] += 1
+                break
+        else:
+            self.buckets[-1] += 1
+
+
+class CallStats:
+    """In-memory aggregates per (council, capability, adaptor); flushed to the DB."""
+
+    def __init__(self) -> None:
+        self.pending: dict[tuple[str, str, str], CallStat] = {}
+
+    def record(self, council: str, capability: str, adaptor: str, ms: float, error: bool) -> None:
+        self.pending.setdefault((council, capability, adaptor), CallStat()).add(ms, error)
+
+    def take(self) -> dict[tuple[str, str, str], CallStat]:
+        taken, self.pending = self.pending, {}
+        return taken
+
+
+DEFAULT_CALL_SECONDS = 60.0
+
+
+def time_left(default: float = DEFAULT_CALL_SECONDS) -> float:
+    deadline = request_deadline.get()
+    if deadline is None:
+        return default
+    left = deadline - time.monotonic()
+    if left <= 0:
+        raise BackendUnavailable("the request ran out of time", retry_after=5)
+    return min(default, left)
+
+
+class Guarded:
+    def __init__(
+        self, council: str, name: str, adaptor: Any, breaker: CircuitBreaker, stats: CallStats
+    ) -> None:
+        self._council = council
+        self._name = name
+        self._adaptor = adaptor
+        self._breaker = breaker
+        self._stats = stats
+
+    def __getattr__(self, attr: str) -> Any:
+        target = getattr(self._adaptor, attr)
+        capability = METHOD_CAPABILITY.get(attr)
+        if capability is None:
+            return target
+        return self._wrap(target, capability)
+
+    def _wrap(self, target: Callable[..., Any], capability: str) -> Callable[..., Any]:
+        async def call(*args: Any, **kwargs: Any) -> Any:
+            self._breaker.before()
+            start = time.perf_counter()
+            failed = True
+            try:
+                async with asyncio.timeout(time_left()):
+                    result = await target(*args, **kwargs)
+                failed = False
+                self._breaker.success()
+                return result
+            except TimeoutError:
+                self._breaker.failure()
+                raise BackendUnavailable(
+                    f"adaptor {self._name!r} did not answer in time", retry_after=30
+                ) from None
+            except (BackendUnavailable, BackendAuthFailed):
+                self._breaker.failure()
+                raise
+            except GatewayError:
+                failed = False  # an answer (slot taken, rejected input) - the backend is up
+                self._breaker.success()
+                raise
+            finally:
+                ms = (time.perf_counter() - start) * 1000
+                self._stats.record(self._council, capability, self._name, ms, failed)
+                CALLS.labels(
+                    self._council, self._name, capability, "error" if failed else "ok"
+                ).inc()
+                CALL_SECONDS.labels(self._council, self._name, capability).observe(ms / 1000)
+                BREAKER.labels(self._council, self._name).set(
+                    1 if self._breaker.state == "open" else 0
+                )
+
+        return call
