@@ -137,10 +137,16 @@ def handle_of(r: Repair) -> BookingHandle:
 
 
 class Bookings:
-    def __init__(self, gateway: Gateway, worker: OutboxWorker) -> None:
+    def __init__(
+        self,
+        gateway: Gateway,
+        worker: OutboxWorker,
+        reconcile_after: float = RECONCILE_AFTER_SECONDS,
+    ) -> None:
         self.gw = gateway
         self.db = gateway.database
         self.worker = worker
+        self.reconcile_after = reconcile_after
         worker.register("booking.reconcile", self._reconcile)
         worker.register("booking.compensate", self._compensate)
         worker.register("works_order.raise", self._raise_works_order)
@@ -250,7 +256,7 @@ class Bookings:
                         council.id,
                         "booking.reconcile",
                         {"reference": reference},
-                        delay_seconds=RECONCILE_AFTER_SECONDS,
+                        delay_seconds=self.reconcile_after,
                     )
         except IntegrityError:
             replay = await self._replay(council, client_id, key, digest)
@@ -360,15 +366,7 @@ class Bookings:
             body = repair_view(r)
             await self._finish_idempotency(s, council, client_id, key, 201, body)
             await self._after_confirmed(s, council, r)
-            await s.execute(
-                delete(OutboxItem).where(
-                    OutboxItem.kind == "booking.reconcile",
-                    OutboxItem.council == council.id,
-                    OutboxItem.state == "pending",
-                    OutboxItem.locked_until.is_(None),
-                    OutboxItem.payload["reference"].as_string() == reference,
-                )
-            )
+            await _drop_reconcile(s, council.id, reference)
         self.worker.wake()
         return 201, body
 
@@ -405,6 +403,7 @@ class Bookings:
                 )
             ).scalar_one()
             r.status = "failed"
+            await _drop_reconcile(s, council.id, reference)
             if keep_answer:
                 await self._finish_idempotency(
                     s, council, client_id, key, exc.status, problem_body(exc)
@@ -496,8 +495,8 @@ class Bookings:
         council, r = loaded
         if r.status != "booking":
             return
-        if now() - r.created_at < _seconds(RECONCILE_AFTER_SECONDS - 5):
-            raise Retry(RECONCILE_AFTER_SECONDS)
+        if now() - r.created_at < _seconds(self.reconcile_after * 0.9):
+            raise Retry(self.reconcile_after)
         assert r.scheduler
         st = await council.scheduler(r.scheduler).status(handle_of(r))
         async with self.db.transaction() as s:
@@ -570,6 +569,19 @@ class Bookings:
         if not r.works_order_ref:
             return  # the raise is still pending; it queues a cancel when it sees the status
         await council.works_order_sink(r.works_order_adaptor).cancel_works_order(r.works_order_ref)
+
+
+async def _drop_reconcile(s: Any, council: str, reference: str) -> None:
+    """The booking's outcome is now recorded: its crash-reconcile item is not needed."""
+    await s.execute(
+        delete(OutboxItem).where(
+            OutboxItem.kind == "booking.reconcile",
+            OutboxItem.council == council,
+            OutboxItem.state == "pending",
+            OutboxItem.locked_until.is_(None),
+            OutboxItem.payload["reference"].as_string() == reference,
+        )
+    )
 
 
 def _seconds(n: float) -> Any:

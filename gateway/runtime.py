@@ -45,7 +45,7 @@ class Runtime:
             max_attempts=settings.outbox_max_attempts,
             poll_seconds=settings.outbox_poll_seconds,
         )
-        self.bookings = Bookings(self.gateway, self.worker)
+        self.bookings = Bookings(self.gateway, self.worker, settings.reconcile_after_seconds)
         self.keys = KeyStore(self.database)
         self.stats = CallStats()
         for council in councils.values():

@@ -21,6 +21,7 @@ class Settings(BaseSettings):
     require_api_keys: bool = True
     outbox_poll_seconds: float = 1.0
     outbox_max_attempts: int = 12
+    reconcile_after_seconds: float = 120.0  # a booking with no recorded outcome is checked
     request_budget_seconds: float = 25.0
     max_body_bytes: int = 64 * 1024
     log_level: str = "info"

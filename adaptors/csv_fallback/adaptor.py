@@ -229,6 +229,8 @@ class CsvFallbackAdaptor(AddressSource, Scheduler):
     async def book(self, order: BookingOrder) -> BookingConfirmation:
         key = self._slot_from_vendor(order.slot)
         trade = order.job.trade.value
+        if self.options.booking_latency_ms:
+            await asyncio.sleep(self.options.booking_latency_ms / 1000)
         async with self.db.transaction() as s:
             existing = await self._booking(s, order.reference)
             if existing is not None and existing.status == "booked":

@@ -58,6 +58,12 @@ class CalendarConfig(BaseModel):
 class CsvFallbackConfig(AdaptorConfig):
     properties_file: str = Field(description="CSV of properties, relative to the config dir")
     calendar: CalendarConfig = Field(default_factory=CalendarConfig)
+    booking_latency_ms: int = Field(
+        default=0,
+        ge=0,
+        le=60_000,
+        description="added before each booking: for demos and resilience drills",
+    )
     index_dir: str | None = Field(
         default=None, description="where the postcode index is built (default: data dir)"
     )
