@@ -80,11 +80,12 @@ def soap_client(
             )
             client = zeep.AsyncClient(wsdl, transport=transport, settings=hardened_settings())
             _clients[key] = client
-    if binding and endpoint:
-        service = client.create_service(binding, endpoint)
-    elif endpoint:
-        first = next(iter(client.wsdl.bindings))
-        service = client.create_service(first, endpoint)
+    if endpoint:
+        from zeep.proxy import AsyncServiceProxy
+
+        # zeep's AsyncClient.create_service returns a *sync* proxy; build the async one.
+        name = binding or next(iter(client.wsdl.bindings))
+        service = AsyncServiceProxy(client, client.wsdl.bindings[name], address=endpoint)
     else:
         service = client.service
     return client, service
@@ -180,9 +181,12 @@ def bind_client(
     (so each adaptor instance owns, and closes, its connections and event loop)."""
     import copy
 
+    from zeep.proxy import AsyncServiceProxy
+
     client = copy.copy(template)
     client.transport = AsyncTransport(client=http, wsdl_client=httpx.Client())
     if endpoint:
+        # zeep's AsyncClient.create_service returns a *sync* proxy; build the async one.
         name = binding or next(iter(client.wsdl.bindings))
-        return client.create_service(name, endpoint)
-    return client.service
+        return AsyncServiceProxy(client, client.wsdl.bindings[name], address=endpoint)
+    return client.bind()

@@ -6,11 +6,21 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
 
-from gateway.api.routes import PROBLEMS, CouncilDep, PrincipalDep, runtime
+from gateway.api.routes import (
+    PROBLEMS,
+    CouncilDep,
+    PrincipalDep,
+    known_query_params_only,
+    runtime,
+)
 from gateway.auth import Principal
 from gateway.outbox import list_items
 
-router = APIRouter(prefix="/v1/councils/{council}/admin", tags=["admin"])
+router = APIRouter(
+    prefix="/v1/councils/{council}/admin",
+    tags=["admin"],
+    dependencies=[Depends(known_query_params_only)],
+)
 
 
 def admin(p: PrincipalDep) -> Principal:

@@ -64,7 +64,13 @@ async def health_report(rt: Runtime) -> dict[str, Any]:
 
 
 @router.get(
-    "/health", summary="Health of the database and each adaptor", response_class=JSONResponse
+    "/health",
+    summary="Health of the database and each adaptor",
+    response_class=JSONResponse,
+    responses={
+        200: {"description": "pass or warn", "content": {"application/health+json": {}}},
+        503: {"description": "fail", "content": {"application/health+json": {}}},
+    },
 )
 async def health(request: Request) -> JSONResponse:
     rt: Runtime = request.app.state.runtime

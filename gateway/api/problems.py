@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import structlog
@@ -40,6 +41,24 @@ def _field(loc: tuple[Any, ...]) -> str:
     return ".".join(parts) or "body"
 
 
+_ALLOW_CACHE: dict[int, list[tuple[re.Pattern[str], list[str]]]] = {}
+
+
+def _allowed_methods(app: FastAPI, path: str) -> list[str]:
+    """The methods the published API defines for a path (for the Allow header of a 405)."""
+    table = _ALLOW_CACHE.get(id(app))
+    if table is None:
+        table = []
+        for template, ops in app.openapi().get("paths", {}).items():
+            pattern = re.sub(r"\\\{[^}]+\\\}", "[^/]+", re.escape(template))
+            table.append((re.compile(f"^{pattern}$"), sorted(m.upper() for m in ops)))
+        _ALLOW_CACHE[id(app)] = table
+    for pattern, methods in table:
+        if pattern.match(path):
+            return methods
+    return []
+
+
 def install(app: FastAPI) -> None:
     @app.exception_handler(GatewayError)
     async def gateway_error(request: Request, exc: GatewayError) -> JSONResponse:
@@ -75,13 +94,18 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         titles = {404: "Not found", 405: "Method not allowed", 413: "Request too large"}
+        headers = dict(getattr(exc, "headers", None) or {})
+        if exc.status_code == 405:
+            allowed = _allowed_methods(app, request.url.path)
+            if allowed:
+                headers["Allow"] = ", ".join(allowed)
         return problem(
             exc.status_code,
             f"http-{exc.status_code}",
             titles.get(exc.status_code, "HTTP error"),
             str(exc.detail),
             instance=request.url.path,
-            headers=getattr(exc, "headers", None),
+            headers=headers,
         )
 
     @app.exception_handler(Exception)

@@ -22,23 +22,47 @@ from gateway.auth import Principal
 from gateway.booking import NewRepair
 from gateway.councils import Council
 from gateway.domain import Contact, JobSize, Priority, Trade
-from gateway.errors import NotFound
+from gateway.errors import InvalidInput, NotFound
 from gateway.postcodes import normalise_postcode
 from gateway.runtime import Runtime
 from gateway.timeutil import london
 
-router = APIRouter(prefix="/v1/councils/{council}")
+
+def _query_names(dependant: Any) -> set[str]:
+    names = {p.alias for p in dependant.query_params}
+    for sub in dependant.dependencies:
+        names |= _query_names(sub)
+    return names
+
+
+def known_query_params_only(request: Request) -> None:
+    """Refuse query parameters the operation does not define (catches typos like postcod=)."""
+    route = request.scope.get("route")
+    if route is None or not request.query_params:
+        return
+    allowed = _query_names(route.dependant)
+    for name in request.query_params:
+        if name not in allowed:
+            raise InvalidInput(f"unknown query parameter {name!r}", field=name or "query")
+
+
+router = APIRouter(prefix="/v1/councils/{council}", dependencies=[Depends(known_query_params_only)])
+POSTCODE_PATTERN = r"^\s*[A-Za-z]{1,2}[0-9][A-Za-z0-9]?\s*[0-9][A-Za-z]{2}\s*$"
 CouncilId = Annotated[
     str, Path(pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$", description="council id, e.g. demo")
 ]
 PROBLEMS: dict[int | str, dict[str, Any]] = {
     s: {"description": d, "content": {"application/problem+json": {}}}
     for s, d in [
+        (400, "malformed request body"),
         (401, "missing or invalid API key"),
         (403, "key not allowed for this council"),
         (404, "unknown council or repair"),
+        (409, "slot just taken, or a conflicting request in progress"),
+        (413, "request body too large"),
         (422, "invalid input, naming the field"),
         (429, "rate limited"),
+        (502, "the backend refused the request or the gateway's credentials"),
         (503, "backend unavailable; see Retry-After"),
     ]
 }
@@ -84,7 +108,13 @@ async def addresses(
     request: Request,
     council: CouncilDep,
     postcode: Annotated[
-        str, Query(min_length=2, max_length=16, description="any case and spacing")
+        str,
+        Query(
+            min_length=5,
+            max_length=16,
+            pattern=POSTCODE_PATTERN,
+            description="a UK postcode, any case and spacing",
+        ),
     ],
 ) -> AddressList:
     props = await runtime(request).gateway.addresses(council, postcode)
