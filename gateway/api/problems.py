@@ -50,11 +50,11 @@ def _allowed_methods(app: FastAPI, path: str) -> list[str]:
     if table is None:
         table = []
         for template, ops in app.openapi().get("paths", {}).items():
-            pattern = re.sub(r"\\\{[^}]+\\\}", "[^/]+", re.escape(template))
-            table.append((re.compile(f"^{pattern}$"), sorted(m.upper() for m in ops)))
+            regex = re.sub(r"\\\{[^}]+\\\}", "[^/]+", re.escape(template))
+            table.append((re.compile(f"^{regex}$"), sorted(m.upper() for m in ops)))
         _ALLOW_CACHE[id(app)] = table
-    for pattern, methods in table:
-        if pattern.match(path):
+    for compiled, methods in table:
+        if compiled.match(path):
             return methods
     return []
 
