@@ -1,0 +1,237 @@
+"""Transport for one UH service (PropertyService or RepairService) over zeep.
+
+Adds the ``WebRequest`` header fields to every ``dto``, bounds every call with a timeout, retries
+reads (only) on connection errors and timeouts, and maps SOAP faults and ``Success=false`` replies
+to the gateway's error taxonomy. Never logs request or reply contents.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import httpx
+import structlog
+import zeep.exceptions as zx
+from lxml import etree
+
+from adaptors.soap import map_soap_error, retry_reads
+from gateway.errors import (
+    BackendAuthFailed,
+    BackendRejected,
+    BackendUnavailable,
+    GatewayError,
+)
+
+log = structlog.get_logger("adaptors.civica_uh")
+SYSTEM = "Civica UH"
+
+_AUTH_WORDS = ("authenticat", "password", "credential", "login", "unauthori", "session")
+_DOWN_WORDS = ("unavailable", "timeout", "timed out", "try again", "database", "busy")
+_NOT_FOUND_WORDS = ("not found", "does not exist", "no record", "unknown reference")
+
+
+class UHFailure(BackendRejected):
+    """``Success=false`` from UH that the caller may interpret (e.g. "not found")."""
+
+    def __init__(self, detail: str, *, code: Any, message: str) -> None:
+        super().__init__(detail)
+        self.code = code
+        self.message = message
+
+    @property
+    def not_found(self) -> bool:
+        text = self.message.lower()
+        return any(w in text for w in _NOT_FOUND_WORDS)
+
+
+def failure_error(op: str, code: Any, message: str) -> GatewayError:
+    """Map a ``Success=false`` reply. The vendor's message is kept for interpretation only:
+    it can echo what was sent, so it is never put in the detail or the logs."""
+    text = message.lower()
+    if any(w in text for w in _AUTH_WORDS):
+        return BackendAuthFailed(f"{SYSTEM} refused the gateway's credentials ({op})")
+    if any(w in text for w in _DOWN_WORDS):
+        return BackendUnavailable(f"{SYSTEM} could not complete {op} (error {code})")
+    return UHFailure(f"{SYSTEM} refused {op} (error {code})", code=code, message=message)
+
+
+def field(obj: Any, name: str) -> Any:
+    """An element of a zeep reply, None when absent (replies may omit optional elements)."""
+    if obj is None:
+        return None
+    try:
+        return obj[name]
+    except (KeyError, TypeError, AttributeError, IndexError):
+        return getattr(obj, name, None)
+
+
+def text(obj: Any, name: str) -> str | None:
+    value = field(obj, name)
+    if value is None:
+        return None
+    s = str(value).strip()
+    return s or None
+
+
+def items(obj: Any, array: str, item: str) -> list[Any]:
+    """The items of a WCF ``ArrayOfX`` element (``<Array><X/><X/></Array>``), tolerant of both
+    zeep's flattened list and the nested form."""
+    value = field(obj, array)
+    if value is None:
+        return []
+    if isinstance(value, list):
+        return [v for v in value if v is not None]
+    inner = field(value, item)
+    if inner is None:
+        return []
+    if isinstance(inner, list):
+        return [v for v in inner if v is not None]
+    return [inner]
+
+
+_STRICT = etree.XMLParser(
+    resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False, recover=False
+)
+
+
+SOAP_ENV = "{http://schemas.xmlsoap.org/soap/envelope/}"
+XSI_NIL = "{http://www.w3.org/2001/XMLSchema-instance}nil"
+
+
+def strict_parse(body: bytes) -> etree._Element:
+    """Parse a reply strictly: no DTD, no entity expansion, no network, no huge trees. zeep's
+    lenient mode would *recover* broken XML into an empty answer; here it is an error."""
+    try:
+        doc = etree.fromstring(body, _STRICT)
+    except etree.XMLSyntaxError:
+        if b"<!DOCTYPE" in body[:4096] or b"<!ENTITY" in body[:65536]:
+            raise zx.DTDForbidden("", "", "") from None  # hostile, not merely broken
+        raise  # malformed -> BackendUnavailable
+    if doc.getroottree().docinfo.doctype:
+        raise zx.DTDForbidden(doc.getroottree().docinfo.doctype, "", "")
+    return doc
+
+
+def to_tree(el: etree._Element) -> Any:
+    """An element as plain data: leaves -> text (nil -> None), others -> dict by local name
+    (repeated names -> list). Unknown elements are simply carried; missing ones read None."""
+    children = [c for c in el if isinstance(c.tag, str)]
+    if not children:
+        return None if el.get(XSI_NIL) == "true" else el.text
+    out: dict[str, Any] = {}
+    repeated: set[str] = set()
+    for c in children:
+        name = etree.QName(c).localname
+        value = to_tree(c)
+        if name in out:
+            if name not in repeated:
+                out[name] = [out[name]]
+                repeated.add(name)
+            out[name].append(value)
+        else:
+            out[name] = value
+    return out
+
+
+def parse_reply(status: int, body: bytes) -> Any:
+    """The ``<opResult>`` of a SOAP 1.1 reply as plain data; faults and HTTP errors raise the
+    zeep exceptions that ``map_failure`` understands."""
+    if not body.strip():
+        if status >= 300:
+            raise zx.TransportError(status_code=status)
+        return {}
+    doc = strict_parse(body)
+    soap_body = doc.find(f"{SOAP_ENV}Body")
+    if soap_body is None:
+        if status >= 300:
+            raise zx.TransportError(status_code=status)
+        raise zx.XMLParseError("the reply is not a SOAP envelope")
+    fault = soap_body.find(f"{SOAP_ENV}Fault")
+    if fault is not None:
+        raise zx.Fault(
+            message=fault.findtext("faultstring") or "", code=fault.findtext("faultcode")
+        )
+    if status >= 300:
+        raise zx.TransportError(status_code=status)
+    wrapper = next((c for c in soap_body if isinstance(c.tag, str)), None)
+    result = None if wrapper is None else next((c for c in wrapper if isinstance(c.tag, str)), None)
+    tree = None if result is None else to_tree(result)
+    return tree if isinstance(tree, dict) else {}
+
+
+def map_failure(exc: BaseException) -> GatewayError:
+    """Like ``map_soap_error``, with two UH specifics: a non-SOAP error page (IIS/proxy HTML
+    that zeep reports as an "unknown fault") is an outage, and a ``Server`` fault that is not
+    about credentials is UH failing, not UH refusing, so it is worth retrying later."""
+    if isinstance(exc, zx.Fault):
+        code = str(exc.code or "")
+        message = (exc.message or "").lower()
+        if not code and "unknown fault" in message:
+            return BackendUnavailable(f"{SYSTEM} answered with an error page", retry_after=30)
+        if code.split(":")[-1].lower().startswith("server") and not any(
+            w in message for w in _AUTH_WORDS
+        ):
+            return BackendUnavailable(
+                f"{SYSTEM} failed while processing the request", retry_after=30
+            )
+    return map_soap_error(exc, SYSTEM)
+
+
+class UHService:
+    """One UH service. zeep builds (and checks) each request from the WSDL; the reply is read
+    with a strict, hardened lxml parse into plain data - faster than zeep's object mapping and
+    tolerant of extra or missing elements by construction."""
+
+    def __init__(
+        self,
+        proxy: Any,
+        http: httpx.AsyncClient,
+        *,
+        header: dict[str, Any],
+        timeout: float,
+        read_attempts: int,
+    ) -> None:
+        self.proxy = proxy
+        self.http = http
+        self.address = proxy._binding_options["address"]
+        self.header = header
+        self.timeout = timeout
+        self.read_attempts = read_attempts
+
+    def envelope(self, op: str, dto: dict[str, Any]) -> tuple[bytes, dict[str, str]]:
+        envelope, headers = self.proxy._binding._create(
+            op, (), {"dto": dto}, client=self.proxy._client
+        )
+        return etree.tostring(envelope, encoding="utf-8"), dict(headers)
+
+    async def call(self, op: str, *, read: bool, **fields: Any) -> Any:
+        """Call ``op`` with ``dto = header + fields``; return the ``<op>Result`` on success."""
+        dto = {**self.header, **fields}
+
+        async def once() -> Any:
+            body, headers = self.envelope(op, dto)
+            try:
+                async with asyncio.timeout(self.timeout):
+                    response = await self.http.post(self.address, content=body, headers=headers)
+            except TimeoutError:
+                raise httpx.ReadTimeout(f"{op} timed out") from None
+            return parse_reply(response.status_code, response.content)
+
+        try:
+            if read:
+                result = await retry_reads(once, attempts=self.read_attempts)
+            else:
+                result = await once()
+        except Exception as exc:  # noqa: BLE001 - every failure is mapped to the taxonomy
+            err = map_failure(exc)
+            log.warning(
+                "civica_uh.call_failed", op=op, error=type(err).__name__, cause=type(exc).__name__
+            )
+            raise err from None
+        if str(field(result, "Success")).strip().lower() == "false":
+            code = field(result, "ErrorCode")
+            err = failure_error(op, code, text(result, "ErrorMessage") or "")
+            log.info("civica_uh.refused", op=op, error_code=code, error=type(err).__name__)
+            raise err
+        return result

@@ -1,0 +1,127 @@
+"""Fixtures: the UH simulator as a real subprocess on a free loopback port, reset per test."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from adaptors.base import AdaptorContext
+from adaptors.civica_uh import CivicaUHAdaptor
+
+ROOT = Path(__file__).resolve().parents[3]
+VENDOR_WSDL = ROOT / ".." / "shared" / "vendor-contracts" / "civica-uh" / "PropertyService.wsdl"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class Sim:
+    base: str
+
+    @property
+    def property_url(self) -> str:
+        return f"{self.base}/PropertyService.svc"
+
+    @property
+    def repair_url(self) -> str:
+        return f"{self.base}/RepairService.svc"
+
+    def faults(self, **faults: Any) -> None:
+        httpx.post(f"{self.base}/_sim/faults", json=faults, timeout=5).raise_for_status()
+
+    def clear(self) -> None:
+        self.faults()
+
+    def reset(self) -> None:
+        httpx.post(f"{self.base}/_sim/reset", timeout=5).raise_for_status()
+
+    def state(self) -> dict[str, Any]:
+        response = httpx.get(f"{self.base}/_sim/state", timeout=5)
+        response.raise_for_status()
+        return dict(response.json())
+
+    def options(self, **overrides: Any) -> dict[str, Any]:
+        return {
+            "property_wsdl": f"{self.property_url}?wsdl",
+            "repair_endpoint": self.repair_url,
+            "username": "gateway",
+            "password": "secret",
+            "source_system": "REPAIRSGW",
+            "user_id": 42,
+            "timeout_seconds": 2,
+            **overrides,
+        }
+
+
+@pytest.fixture(scope="session")
+def simulator() -> Iterator[Sim]:
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "adaptors.civica_uh.simulator", "--port", str(port)],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    sim = Sim(f"http://127.0.0.1:{port}")
+    deadline = time.monotonic() + 20
+    while True:
+        try:
+            if httpx.get(f"{sim.base}/_sim/health", timeout=1).status_code == 200:
+                break
+        except httpx.HTTPError:
+            pass
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            raise RuntimeError("the UH simulator did not start")
+        time.sleep(0.1)
+    try:
+        yield sim
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+@pytest.fixture
+def sim(simulator: Sim) -> Iterator[Sim]:
+    simulator.reset()
+    yield simulator
+    simulator.reset()
+
+
+def context(tmp: Path) -> AdaptorContext:
+    return AdaptorContext(council="lincoln", name="uh", config_dir=tmp, data_dir=tmp)
+
+
+@pytest.fixture
+async def make_adaptor(tmp_path: Path) -> AsyncIterator[Callable[..., CivicaUHAdaptor]]:
+    made: list[CivicaUHAdaptor] = []
+
+    def make(options: dict[str, Any]) -> CivicaUHAdaptor:
+        adaptor = CivicaUHAdaptor(CivicaUHAdaptor.Config(**options), context(tmp_path))
+        made.append(adaptor)
+        return adaptor
+
+    yield make
+    for adaptor in made:
+        await adaptor.close()
+
+
+@pytest.fixture
+def uh(sim: Sim, make_adaptor: Callable[..., CivicaUHAdaptor]) -> CivicaUHAdaptor:
+    return make_adaptor(sim.options())

@@ -1,0 +1,111 @@
+"""Re-record the respx fixtures from the simulator (run by hand when the WSDL subset changes):
+
+.venv/bin/python -m tests.adaptors.civica_uh.record_fixtures
+"""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+from lxml import etree
+
+from adaptors.base import AdaptorContext
+from adaptors.civica_uh import CivicaUHAdaptor
+from gateway.domain import Contact, JobSpec, WorksOrder
+
+from .conftest import ROOT, Sim, free_port
+
+FIXTURES = Path(__file__).parent / "fixtures"
+NS = "http://schemas.civica.co.uk/UHWeb/2013/03"
+KEYS = ("PostCode", "PropertyReference", "RequestReference", "OrderReference", "PropertyRef")
+
+
+def fixture_name(request_body: bytes, action: str) -> str:
+    op = action.strip('"').rsplit("/", 1)[-1]
+    root = etree.fromstring(request_body)
+    key = next(
+        (
+            root.findtext(f".//{{{NS}}}{k}")
+            for k in KEYS
+            if root.find(f".//{{{NS}}}{k}") is not None
+        ),
+        "",
+    )
+    return f"{op}_{(key or '').replace(' ', '').replace('-', '')}"
+
+
+async def record(sim: Sim) -> None:
+    FIXTURES.mkdir(exist_ok=True)
+    for old in FIXTURES.glob("*.xml"):
+        old.unlink()
+
+    async def save(response: httpx.Response) -> None:
+        await response.aread()
+        req = response.request
+        name = fixture_name(req.content, req.headers.get("soapaction", ""))
+        if (FIXTURES / f"{name}.response.xml").exists():
+            name += "_again"  # the second call of the same kind (e.g. found after created)
+        (FIXTURES / f"{name}.request.xml").write_bytes(req.content)
+        (FIXTURES / f"{name}.response.xml").write_bytes(response.content)
+
+    ctx = AdaptorContext(council="lincoln", name="uh", config_dir=ROOT, data_dir=ROOT)
+    uh = CivicaUHAdaptor(
+        CivicaUHAdaptor.Config(
+            **sim.options(
+                property_wsdl=str(ROOT / "adaptors/civica_uh/wsdl/PropertyService.wsdl"),
+                property_endpoint=sim.property_url,
+            )
+        ),
+        ctx,
+    )
+    await uh.start()
+    assert uh._http is not None
+    uh._http.event_hooks["response"].append(save)
+    await uh.addresses("LN5 7CC")
+    await uh.operative_notes("00012003")
+    await uh.raise_works_order(
+        WorksOrder(
+            reference="K7QH-3M9T",
+            property_id="00030001",
+            job=JobSpec(sor_code="20060020", trade="plumbing", size="small", duration_minutes=60),
+            description="Kitchen tap dripping",
+            contact=Contact(name="Sam", phone="07700900123"),
+        )
+    )
+    await uh.raise_works_order(
+        WorksOrder(
+            reference="K7QH-3M9T",
+            property_id="00030001",
+            job=JobSpec(sor_code="20060020", trade="plumbing", size="small", duration_minutes=60),
+            description="Kitchen tap dripping",
+            contact=Contact(name="Sam", phone="07700900123"),
+        )
+    )
+    await uh.close()
+
+
+def main() -> None:
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "adaptors.civica_uh.simulator", "--port", str(port)], cwd=ROOT
+    )
+    try:
+        sim = Sim(f"http://127.0.0.1:{port}")
+        for _ in range(100):
+            try:
+                httpx.get(f"{sim.base}/_sim/health")
+                break
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        asyncio.run(record(sim))
+    finally:
+        proc.terminate()
+
+
+if __name__ == "__main__":
+    main()
