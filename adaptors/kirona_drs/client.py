@@ -1,0 +1,172 @@
+"""The DRS transport: one zeep client and one shared session per adaptor.
+
+Sessions are opened lazily, shared by concurrent requests (one ``openSession`` at a time,
+under an ``asyncio.Lock``), reused for the London calendar day they were opened on, re-opened
+once when DRS says the session is invalid (or the day has changed) and closed by ``close``.
+Reads are retried (bounded, jittered) on connection errors and timeouts; writes never are -
+the adaptor decides what to do with a lost write reply (it looks the order up first).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import httpx
+import structlog
+import zeep
+
+from adaptors.kirona_drs.config import KironaDRSConfig
+from adaptors.kirona_drs.wire import (
+    SYSTEM,
+    DRSFailure,
+    SessionInvalid,
+    build_client,
+    check_reply,
+    failure_to_gateway,
+    load_document,
+    request_for,
+)
+from adaptors.soap import map_soap_error, retry_reads, wsdl_location
+from gateway.errors import BackendUnavailable
+from gateway.timeutil import today_london
+
+log = structlog.get_logger("adaptors.kirona_drs")
+
+READS = frozenset({"checkAvailability", "selectOrder", "selectBooking"})
+
+
+class DRSClient:
+    def __init__(
+        self, config: KironaDRSConfig, base: Path, today: Callable[[], date] = today_london
+    ) -> None:
+        self.config = config
+        self.wsdl = wsdl_location(config.wsdl, base)
+        self.today = today
+        self._client: zeep.AsyncClient | None = None
+        self._service: Any = None
+        self._http: httpx.AsyncClient | None = None
+        self._setup_lock = asyncio.Lock()
+        self._session_lock = asyncio.Lock()
+        self._session: str | None = None
+        self._session_day: date | None = None
+        self.sessions_opened = 0
+
+    # -- plumbing -----------------------------------------------------------------------
+    async def _ensure_client(self) -> tuple[zeep.AsyncClient, Any]:
+        if self._client is None:
+            async with self._setup_lock:
+                if self._client is None:
+                    timeout = self.config.timeout_seconds
+                    try:
+                        doc = await asyncio.to_thread(load_document, self.wsdl, timeout)
+                    except Exception as exc:  # noqa: BLE001 - any load failure is an outage
+                        log.warning("drs.wsdl_unavailable", error=type(exc).__name__)
+                        raise map_soap_error(exc, SYSTEM) from None
+                    client, service, http = build_client(doc, self.config.endpoint, timeout)
+                    self._client, self._service, self._http = client, service, http
+        assert self._client is not None
+        return self._client, self._service
+
+    async def _send(self, operation: str, body: dict[str, Any]) -> dict[str, Any]:
+        """One call, no session handling: raises SessionInvalid/DRSFailure or transport errors."""
+        client, service = await self._ensure_client()
+        request = request_for(client, operation, body)
+        reply = await getattr(service, operation)(**request)
+        return check_reply(reply, operation)
+
+    # -- sessions -----------------------------------------------------------------------
+    async def session(self) -> str:
+        today = self.today()
+        if self._session is not None and self._session_day == today:
+            return self._session
+        async with self._session_lock:
+            if self._session is not None and self._session_day == today:
+                return self._session
+            stale = self._session
+            self._session = None
+            if stale is not None:
+                await self._close_quietly(stale)
+            try:
+                data = await self._send(
+                    "openSession",
+                    {
+                        "login": self.config.login,
+                        "password": self.config.password.get_secret_value(),
+                    },
+                )
+            except (DRSFailure, SessionInvalid) as exc:
+                raise failure_to_gateway(DRSFailure("failure", str(exc)), "openSession") from None
+            except Exception as exc:  # noqa: BLE001 - transport failures -> taxonomy
+                raise map_soap_error(exc, SYSTEM) from None
+            sid = str(data.get("sessionId") or "")
+            if not sid:
+                raise map_soap_error(zeep.exceptions.Error("no sessionId"), SYSTEM)
+            self._session, self._session_day = sid, today
+            self.sessions_opened += 1
+            log.info("drs.session_opened")
+            return sid
+
+    async def _drop(self, sid: str) -> None:
+        async with self._session_lock:
+            if self._session == sid:
+                self._session = None
+
+    async def _close_quietly(self, sid: str) -> None:
+        try:
+            await self._send("closeSession", {"sessionId": sid})
+        except Exception:  # noqa: BLE001, S110 - closing is best effort
+            pass
+
+    async def close(self) -> None:
+        async with self._session_lock:
+            sid, self._session = self._session, None
+        if sid is not None and self._client is not None:
+            await self._close_quietly(sid)
+            log.info("drs.session_closed")
+        if self._http is not None:
+            await self._http.aclose()
+        self._client = self._service = self._http = None
+
+    # -- calls --------------------------------------------------------------------------
+    async def call(self, operation: str, body: dict[str, Any]) -> dict[str, Any]:
+        """Call ``operation`` with the session; re-open the session once if DRS refuses it.
+
+        Raises gateway errors for refusals, and lets ``httpx.TimeoutException`` /
+        ``httpx.TransportError`` through for writes so the caller can look the order up.
+        """
+        for attempt in (1, 2):
+            sid = await self.session()
+            try:
+                if operation in READS:
+                    return await retry_reads(
+                        lambda sid=sid: self._send(operation, {**body, "sessionId": sid}),  # type: ignore[misc]
+                        attempts=self.config.read_attempts,
+                    )
+                return await self._send(operation, {**body, "sessionId": sid})
+            except SessionInvalid:
+                log.info("drs.session_invalid", operation=operation, attempt=attempt)
+                await self._drop(sid)
+                if attempt == 2:
+                    raise BackendUnavailable(
+                        f"{SYSTEM} refused a freshly opened session", retry_after=30
+                    ) from None
+            except DRSFailure:
+                raise
+            except (httpx.TimeoutException, httpx.TransportError) as exc:
+                if operation in READS:
+                    raise map_soap_error(exc, SYSTEM) from None
+                raise
+            except Exception as exc:  # noqa: BLE001 - faults, parse errors -> taxonomy
+                raise map_soap_error(exc, SYSTEM) from None
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def read(self, operation: str, body: dict[str, Any]) -> dict[str, Any]:
+        """``call`` with DRS refusals mapped to the gateway's taxonomy."""
+        try:
+            return await self.call(operation, body)
+        except DRSFailure as exc:
+            raise failure_to_gateway(exc, operation) from None

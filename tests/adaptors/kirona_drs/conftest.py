@@ -1,0 +1,147 @@
+"""Fixtures: the DRS simulator as a real subprocess on a free loopback port, reset per test."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from adaptors.base import AdaptorContext
+from adaptors.kirona_drs import KironaDRSAdaptor, KironaDRSConfig
+from gateway.domain import JobSize, JobSpec, Property, Trade
+
+ROOT = Path(__file__).resolve().parents[3]
+VENDOR_WSDL = ROOT / ".." / "shared" / "vendor-contracts" / "kirona-drs" / "drs.wsdl"
+SUBSET_WSDL = ROOT / "adaptors" / "kirona_drs" / "wsdl" / "drs-subset.wsdl"
+
+PROPERTY = Property(
+    id="000123", uprn="100030001234", address_lines=["1 High Street", "Lincoln"], postcode="LN1 1AA"
+)
+PLUMBING = JobSpec(
+    sor_code="20060020", trade=Trade.PLUMBING, size=JobSize.SMALL, duration_minutes=60
+)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class Sim:
+    base: str
+
+    @property
+    def endpoint(self) -> str:
+        return f"{self.base}/DRSService"
+
+    def _post(self, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
+        r = httpx.post(f"{self.base}/_sim/{path}", json=body or {}, timeout=5)
+        r.raise_for_status()
+        return dict(r.json())
+
+    def reset(self, **options: Any) -> None:
+        self._post("reset", options)
+
+    def faults(self, *faults: dict[str, Any]) -> None:
+        self._post("faults", {"faults": list(faults)})
+
+    def clock(self, now: str | None) -> None:
+        self._post("clock", {"now": now})
+
+    def expire_sessions(self) -> None:
+        self._post("expire-sessions")
+
+    def set_status(self, reference: str, status: str) -> None:
+        self._post(f"orders/{reference}/status", {"status": status})
+
+    def state(self) -> dict[str, Any]:
+        r = httpx.get(f"{self.base}/_sim/state", timeout=5)
+        r.raise_for_status()
+        return dict(r.json())
+
+    def options(self, **overrides: Any) -> dict[str, Any]:
+        return {
+            "wsdl": f"{self.endpoint}?wsdl",
+            "login": "gateway",
+            "password": "drs-secret",
+            "contract": "RESPONSIVE",
+            "user_id": "REPAIRSGW",
+            "timeout_seconds": 2,
+            "cache_seconds": 30,
+            **overrides,
+        }
+
+
+@pytest.fixture(scope="session")
+def simulator() -> Iterator[Sim]:
+    port = free_port()
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "adaptors.kirona_drs.simulator",
+            "--port",
+            str(port),
+            "--availability-latency",
+            "0.02",
+        ],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    sim = Sim(f"http://127.0.0.1:{port}")
+    deadline = time.monotonic() + 20
+    while True:
+        try:
+            if httpx.get(f"{sim.base}/_sim/state", timeout=1).status_code == 200:
+                break
+        except httpx.TransportError:
+            pass
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            raise RuntimeError("the DRS simulator did not start")
+        time.sleep(0.05)
+    try:
+        yield sim
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+@pytest.fixture
+def sim(simulator: Sim) -> Iterator[Sim]:
+    simulator.reset()
+    yield simulator
+    simulator.reset()
+
+
+AdaptorFactory = Callable[..., KironaDRSAdaptor]
+
+
+@pytest.fixture
+async def make_adaptor(sim: Sim, tmp_path: Path) -> AsyncIterator[AdaptorFactory]:
+    made: list[KironaDRSAdaptor] = []
+
+    def factory(**overrides: Any) -> KironaDRSAdaptor:
+        config = KironaDRSConfig.model_validate(sim.options(**overrides))
+        ctx = AdaptorContext(council="test", name="drs", config_dir=tmp_path, data_dir=tmp_path)
+        adaptor = KironaDRSAdaptor(config, ctx)
+        made.append(adaptor)
+        return adaptor
+
+    yield factory
+    for adaptor in made:
+        await adaptor.close()
