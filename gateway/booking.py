@@ -45,6 +45,7 @@ from gateway.errors import (
     NotFound,
     SlotUnavailable,
 )
+from gateway.notify import Notifier, personalisation
 from gateway.outbox import OutboxWorker, Retry, enqueue
 from gateway.references import new_reference, normalise_reference
 from gateway.service import Gateway
@@ -151,6 +152,12 @@ class Bookings:
         worker.register("booking.compensate", self._compensate)
         worker.register("works_order.raise", self._raise_works_order)
         worker.register("works_order.cancel", self._cancel_works_order)
+        worker.register("notification.send", self._send_notification)
+        self.notifiers = {
+            cid: Notifier(c.config.notifications)
+            for cid, c in gateway.councils.items()
+            if c.config.notifications is not None
+        }
 
     # -- helpers --------------------------------------------------------------------------
     def _slot_from_token(
@@ -382,6 +389,12 @@ class Bookings:
         if sink is not None:
             r.works_order_adaptor = sink
             enqueue(s, council.id, "works_order.raise", {"reference": r.reference})
+        self._notify(s, council, r, "booked" if r.status == "booked" else r.status)
+
+    def _notify(self, s: Any, council: Council, r: Repair, event: str) -> None:
+        notifier = self.notifiers.get(council.id)
+        if notifier is not None and notifier.wants(event):
+            enqueue(s, council.id, "notification.send", {"reference": r.reference, "event": event})
 
     async def _fail(
         self,
@@ -434,7 +447,10 @@ class Bookings:
             row = await s.get(Repair, r.id)
             assert row is not None
             self._apply_confirmation(row, conf, slot)
-            return repair_view(row)
+            self._notify(s, council, row, "rescheduled")
+            view = repair_view(row)
+        self.worker.wake()
+        return view
 
     async def cancel(self, council: Council, reference: str, reason: str) -> dict[str, Any]:
         r = await self.get_repair(council, reference)
@@ -442,6 +458,11 @@ class Bookings:
             return repair_view(r)
         if r.status in TERMINAL:
             raise Conflict(f"repair {r.reference} cannot be cancelled (it is {r.status})")
+        if r.status == "in_progress":
+            raise Conflict(
+                f"an operative is already working on repair {r.reference}; "
+                "please call the council to stop it"
+            )
         if r.scheduler and r.status == "booked":
             await council.scheduler(r.scheduler).cancel(handle_of(r), reason)
         async with self.db.transaction() as s:
@@ -450,6 +471,7 @@ class Bookings:
             row.status = "cancelled"
             if row.works_order_adaptor:
                 enqueue(s, council.id, "works_order.cancel", {"reference": row.reference})
+            self._notify(s, council, row, "cancelled")
             view = repair_view(row)
         self.worker.wake()
         return view
@@ -558,6 +580,15 @@ class Bookings:
             row.works_order_ref = vendor_ref
             if row.status == "cancelled":
                 enqueue(s, council.id, "works_order.cancel", {"reference": r.reference})
+
+    async def _send_notification(self, item: OutboxItem) -> None:
+        loaded = await self._load(item)
+        notifier = self.notifiers.get(item.council)
+        if loaded is None or notifier is None:
+            return
+        _, r = loaded
+        values = personalisation(r.reference, r.status, r.slot_start, r.slot_end)
+        await notifier.send(str(item.payload["event"]), dict(r.contact or {}), values)
 
     async def _cancel_works_order(self, item: OutboxItem) -> None:
         loaded = await self._load(item)

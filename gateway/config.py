@@ -31,6 +31,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from gateway.domain import Priority, Trade
+from gateway.notify import NotifyConfig
 
 _ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 COUNCIL_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
@@ -88,6 +89,7 @@ class CouncilConfig(BaseModel):
     adaptors: dict[str, AdaptorEntry]
     routes: Routes
     accept_without_slot: bool = False
+    notifications: NotifyConfig | None = None
     cors_origins: list[str] = Field(default_factory=list)
     page_size: int = Field(default=10, ge=1, le=50)
 
