@@ -2,8 +2,15 @@
 
 - ``hardened_settings``: DTDs, entities and external references forbidden; no huge trees;
   lenient on extra/missing elements in replies (``strict=False``).
-- ``soap_client``: an async zeep client bound to the configured endpoint; the WSDL is parsed
-  once per process and (wsdl, endpoint, timeout) and reused by every request.
+- ``parsed_wsdl`` + ``bind_client``: the one way to get a service proxy. The WSDL is parsed
+  once per process and location (a ``zeep.wsdl.Document``, hardened); each adaptor then binds
+  it to *its own* ``httpx.AsyncClient`` (which it creates in its event loop and closes) with
+  an async service proxy, at the configured endpoint or the WSDL's address.
+- ``strict_parse``: replies are read strictly. zeep's lenient mode (``strict=False``) also makes
+  lxml *recover* broken XML, so a truncated reply would silently become a partial or empty
+  answer. Adaptors that read replies themselves (Civica UH) parse them with ``strict_parse``;
+  clients from ``bind_client`` check every reply with it before zeep reads it (Kirona DRS). A
+  malformed reply is an error (-> ``BackendUnavailable``), a DTD is refused.
 - ``map_soap_error``: zeep/httpx failures -> the gateway error taxonomy.
 - ``retry_reads``: tenacity policy for reads only - bounded, jittered, on connection errors and
   timeouts only (never on faults: those are answers).
@@ -28,7 +35,9 @@ from tenacity import (
     stop_after_attempt,
     wait_random_exponential,
 )
+from zeep.proxy import AsyncServiceProxy
 from zeep.transports import AsyncTransport
+from zeep.wsdl import Document
 
 from gateway.errors import (
     BackendAuthFailed,
@@ -53,10 +62,6 @@ def hardened_settings() -> zeep.Settings:
     )
 
 
-_clients: dict[tuple[str, str, str | None, float], zeep.AsyncClient] = {}
-_lock = threading.Lock()
-
-
 def wsdl_location(wsdl: str, base: Path | None = None) -> str:
     if wsdl.startswith(("http://", "https://", "file://")):
         return wsdl
@@ -64,42 +69,6 @@ def wsdl_location(wsdl: str, base: Path | None = None) -> str:
     if not p.is_absolute() and base is not None:
         p = base / p
     return str(p.resolve())
-
-
-def soap_client(
-    wsdl: str, *, timeout: float, endpoint: str | None = None, binding: str | None = None
-) -> tuple[zeep.AsyncClient, Any]:
-    """Return (client, service proxy). Cached per process: the WSDL is parsed once."""
-    key = (wsdl, endpoint or "", binding, timeout)
-    with _lock:
-        client = _clients.get(key)
-        if client is None:
-            transport = AsyncTransport(
-                client=httpx.AsyncClient(timeout=httpx.Timeout(timeout, connect=min(timeout, 5))),
-                wsdl_client=httpx.Client(timeout=httpx.Timeout(timeout, connect=min(timeout, 5))),
-            )
-            client = zeep.AsyncClient(wsdl, transport=transport, settings=hardened_settings())
-            _clients[key] = client
-    if endpoint:
-        from zeep.proxy import AsyncServiceProxy
-
-        # zeep's AsyncClient.create_service returns a *sync* proxy; build the async one.
-        name = binding or next(iter(client.wsdl.bindings))
-        service = AsyncServiceProxy(client, client.wsdl.bindings[name], address=endpoint)
-    else:
-        service = client.service
-    return client, service
-
-
-async def close_clients() -> None:
-    with _lock:
-        clients = list(_clients.values())
-        _clients.clear()
-    for c in clients:
-        try:
-            await c.transport.aclose()
-        except Exception:  # noqa: BLE001, S110 - closing is best effort
-            pass
 
 
 def map_soap_error(exc: BaseException, system: str) -> GatewayError:
@@ -148,45 +117,94 @@ async def retry_reads(
     raise AssertionError("unreachable")  # pragma: no cover
 
 
-# -- added for adaptors that own their HTTP client (civica_uh) ----------------------------------
-_documents: dict[str, zeep.AsyncClient] = {}
+# -- WSDL documents and clients ----------------------------------------------------------------
+_documents: dict[str, Document] = {}
+_loading: dict[str, threading.Lock] = {}
+_lock = threading.Lock()
 
 
-def parsed_wsdl(wsdl: str, *, timeout: float = 30.0) -> zeep.AsyncClient:
-    """The WSDL at ``wsdl`` parsed once per process (hardened settings), as a template client.
-
-    Blocking (it may fetch the WSDL over HTTP): call it from a thread in async code.
-    """
+def parsed_wsdl(location: str, *, timeout: float = 30.0) -> Document:
+    """The WSDL at ``location`` (see ``wsdl_location``), parsed once per process with
+    ``hardened_settings``. Blocking (it may fetch the WSDL over HTTP): in async code, call it
+    with ``asyncio.to_thread``. Different locations load in parallel."""
     with _lock:
-        template = _documents.get(wsdl)
-        if template is None:
-            wsdl_client = httpx.Client(timeout=httpx.Timeout(timeout, connect=min(timeout, 5)))
+        doc = _documents.get(location)
+        if doc is not None:
+            return doc
+        loading = _loading.setdefault(location, threading.Lock())
+    with loading:
+        doc = _documents.get(location)
+        if doc is None:
+            loader = zeep.Transport(timeout=timeout, operation_timeout=timeout)
+            doc = Document(location, loader, settings=hardened_settings())  # type: ignore[arg-type]
+            with _lock:
+                _documents[location] = doc
+        return doc
+
+
+def _closed_client() -> httpx.Client:
+    client = httpx.Client()
+    client.close()
+    return client
+
+
+# zeep wants a client for fetching WSDL parts; a bound client has its document already.
+_NO_FETCHING = _closed_client()
+
+
+class StrictAsyncTransport(AsyncTransport):
+    """zeep's async transport on the adaptor's own ``httpx.AsyncClient``, which checks every
+    reply with ``strict_parse`` before zeep's lenient parse can repair it."""
+
+    async def post(self, address: str, message: Any, headers: Any) -> httpx.Response:
+        response: httpx.Response = await super().post(address, message, headers)
+        if response.content.strip():
             try:
-                transport = AsyncTransport(client=httpx.AsyncClient(), wsdl_client=wsdl_client)
-                template = zeep.AsyncClient(wsdl, transport=transport, settings=hardened_settings())
-            finally:
-                wsdl_client.close()
-            _documents[wsdl] = template
-    return template
+                strict_parse(response.content)
+            except etree.XMLSyntaxError:
+                if response.status_code >= 300:  # an error page, not a SOAP reply
+                    raise zx.TransportError(status_code=response.status_code) from None
+                raise
+        return response
 
 
 def bind_client(
-    template: zeep.AsyncClient,
-    http: httpx.AsyncClient,
-    *,
-    endpoint: str | None = None,
-    binding: str | None = None,
-) -> Any:
-    """A service proxy on a parsed WSDL that sends through the caller's own ``httpx`` client
-    (so each adaptor instance owns, and closes, its connections and event loop)."""
-    import copy
+    document: Document, http: httpx.AsyncClient, *, endpoint: str | None = None
+) -> tuple[zeep.AsyncClient, AsyncServiceProxy]:
+    """``(client, service)`` on a parsed ``document`` that send through ``http`` - the caller's
+    own client, so each adaptor instance owns (and closes) its connections and event loop.
 
-    from zeep.proxy import AsyncServiceProxy
-
-    client = copy.copy(template)
-    client.transport = AsyncTransport(client=http, wsdl_client=httpx.Client())
+    The service is async and calls ``endpoint`` when given (with the document's first binding),
+    else the address the WSDL declares.
+    """
+    transport = StrictAsyncTransport(client=http, wsdl_client=_NO_FETCHING)
+    client = zeep.AsyncClient(document, transport=transport, settings=hardened_settings())
     if endpoint:
-        # zeep's AsyncClient.create_service returns a *sync* proxy; build the async one.
-        name = binding or next(iter(client.wsdl.bindings))
-        return AsyncServiceProxy(client, client.wsdl.bindings[name], address=endpoint)
-    return client.bind()
+        # zeep's AsyncClient.create_service returns a *sync* proxy (zeep 4.3); build the async one.
+        binding = next(iter(document.bindings.values()))
+        return client, AsyncServiceProxy(client, binding, address=endpoint)
+    service = client.bind()
+    if service is None:
+        raise zx.Error("the WSDL declares no service: configure an endpoint")
+    return client, service
+
+
+# -- reading replies ---------------------------------------------------------------------------
+_STRICT = etree.XMLParser(
+    resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False, recover=False
+)
+
+
+def strict_parse(body: bytes) -> etree._Element:
+    """Parse a reply strictly: no DTD, no entity expansion, no network, no huge trees. zeep's
+    lenient mode would *recover* broken XML into an empty answer; here it is an error
+    (``etree.XMLSyntaxError``; ``zx.DTDForbidden`` for a DTD)."""
+    try:
+        doc = etree.fromstring(body, _STRICT)
+    except etree.XMLSyntaxError:
+        if b"<!DOCTYPE" in body[:4096] or b"<!ENTITY" in body[:65536]:
+            raise zx.DTDForbidden("", "", "") from None  # hostile, not merely broken
+        raise  # malformed -> BackendUnavailable
+    if doc.getroottree().docinfo.doctype:
+        raise zx.DTDForbidden(doc.getroottree().docinfo.doctype, "", "")
+    return doc

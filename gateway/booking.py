@@ -32,6 +32,7 @@ from gateway.domain import (
     JobSize,
     JobSpec,
     Priority,
+    PropertyKind,
     RepairStatus,
     Trade,
     VendorSlot,
@@ -214,6 +215,13 @@ class Bookings:
             )
         if not req.contact.phone and not req.contact.email:
             raise InvalidInput("give a phone number or an email address", field="contact")
+        communal = prop.kind != PropertyKind.DWELLING
+        if req.communal and not communal:
+            where = f" (its block is {prop.parent_id!r})" if prop.parent_id else ""
+            raise InvalidInput(
+                f"communal repairs are reported against the block or area, not a home{where}",
+                field="communal",
+            )
         if req.slot_token:
             scheduler_name, slot = self._slot_from_token(council, req.slot_token, prop.id, job)
             council.scheduler(scheduler_name)
@@ -234,7 +242,7 @@ class Bookings:
             priority=job.priority.value,
             description=req.description,
             contact=req.contact.model_dump(exclude_none=True),
-            communal=req.communal,
+            communal=communal,
             status="booking" if slot else "awaiting_appointment",
             scheduler=scheduler_name,
             client_id=client_id or None,
@@ -287,7 +295,7 @@ class Bookings:
             slot=slot,
             description=req.description,
             contact=req.contact,
-            communal=req.communal,
+            communal=communal,
             operative_notes=notes,
         )
         assert scheduler_name is not None

@@ -10,6 +10,7 @@ from typing import Any, Generic, TypeVar
 
 import httpx
 import structlog
+from zeep.wsdl import Document
 
 from adaptors.base import AdaptorContext, AddressSource, WorksOrderSink
 from adaptors.civica_uh.client import (
@@ -103,17 +104,13 @@ class CivicaUHAdaptor(AddressSource, WorksOrderSink):
                 o = self.options
                 base = self.context.config_dir
                 try:
-                    prop_t, rep_t = await asyncio.gather(
-                        asyncio.to_thread(
-                            parsed_wsdl,
-                            wsdl_location(o.property_wsdl, base),
-                            timeout=o.timeout_seconds,
-                        ),
-                        asyncio.to_thread(
-                            parsed_wsdl,
-                            wsdl_location(o.repair_wsdl, base),
-                            timeout=o.timeout_seconds,
-                        ),
+                    prop_doc, rep_doc = await asyncio.gather(
+                        *(
+                            asyncio.to_thread(
+                                parsed_wsdl, wsdl_location(wsdl, base), timeout=o.timeout_seconds
+                            )
+                            for wsdl in (o.property_wsdl, o.repair_wsdl)
+                        )
                     )
                 except Exception as exc:  # noqa: BLE001 - a WSDL we cannot load is an outage
                     log.warning(
@@ -123,25 +120,25 @@ class CivicaUHAdaptor(AddressSource, WorksOrderSink):
                         "Civica UH service description could not be loaded", retry_after=60
                     ) from None
                 timeout = httpx.Timeout(o.timeout_seconds, connect=min(o.timeout_seconds, 5))
-                self._http = httpx.AsyncClient(
+                http = httpx.AsyncClient(
                     timeout=timeout,
                     limits=httpx.Limits(max_connections=max(o.max_concurrency * 2, 10)),
                 )
                 header = self._header()
-                self._property = UHService(
-                    bind_client(prop_t, self._http, endpoint=o.property_endpoint),
-                    self._http,
-                    header=header,
-                    timeout=o.timeout_seconds,
-                    read_attempts=o.read_attempts,
-                )
-                self._repair = UHService(
-                    bind_client(rep_t, self._http, endpoint=o.repair_endpoint),
-                    self._http,
-                    header=header,
-                    timeout=o.timeout_seconds,
-                    read_attempts=o.read_attempts,
-                )
+
+                def service(document: Document, endpoint: str | None) -> UHService:
+                    _, proxy = bind_client(document, http, endpoint=endpoint)
+                    return UHService(
+                        proxy,
+                        http,
+                        header=header,
+                        timeout=o.timeout_seconds,
+                        read_attempts=o.read_attempts,
+                    )
+
+                self._http = http
+                self._property = service(prop_doc, o.property_endpoint)
+                self._repair = service(rep_doc, o.repair_endpoint)
         assert self._property is not None and self._repair is not None
         return self._property, self._repair
 

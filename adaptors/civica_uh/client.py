@@ -15,7 +15,7 @@ import structlog
 import zeep.exceptions as zx
 from lxml import etree
 
-from adaptors.soap import map_soap_error, retry_reads
+from adaptors.soap import map_soap_error, retry_reads, strict_parse
 from gateway.errors import (
     BackendAuthFailed,
     BackendRejected,
@@ -90,27 +90,8 @@ def items(obj: Any, array: str, item: str) -> list[Any]:
     return [inner]
 
 
-_STRICT = etree.XMLParser(
-    resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False, recover=False
-)
-
-
 SOAP_ENV = "{http://schemas.xmlsoap.org/soap/envelope/}"
 XSI_NIL = "{http://www.w3.org/2001/XMLSchema-instance}nil"
-
-
-def strict_parse(body: bytes) -> etree._Element:
-    """Parse a reply strictly: no DTD, no entity expansion, no network, no huge trees. zeep's
-    lenient mode would *recover* broken XML into an empty answer; here it is an error."""
-    try:
-        doc = etree.fromstring(body, _STRICT)
-    except etree.XMLSyntaxError:
-        if b"<!DOCTYPE" in body[:4096] or b"<!ENTITY" in body[:65536]:
-            raise zx.DTDForbidden("", "", "") from None  # hostile, not merely broken
-        raise  # malformed -> BackendUnavailable
-    if doc.getroottree().docinfo.doctype:
-        raise zx.DTDForbidden(doc.getroottree().docinfo.doctype, "", "")
-    return doc
 
 
 def to_tree(el: etree._Element) -> Any:

@@ -287,3 +287,22 @@ async def test_unknown_reference_is_404(tmp_path: Path, path: str) -> None:
     async with running_gateway(tmp_path, {"demo": council}, files) as gw:
         r = await gw.client.get(path)
         assert r.status_code == 404 and r.json()["errors"][0]["field"] == "reference"
+
+
+async def test_communal_repairs_are_reported_against_the_block(tmp_path: Path) -> None:
+    council, files = demo_council()
+    async with running_gateway(tmp_path, {"demo": council}, files) as gw:
+        r = await gw.client.post(
+            f"{BASE}/repairs",
+            json={**booking("x"), "property_id": "00020001", "communal": True},
+            headers={"Idempotency-Key": "c1"},
+        )
+        assert r.status_code == 422 and r.json()["errors"][0]["field"] == "communal"
+        assert "00020000" in r.json()["detail"]  # tells the resident which block to use
+        slots = await first_slots(gw.client, 1, property_id="00020000")
+        r = await gw.client.post(
+            f"{BASE}/repairs",
+            json={**booking(slots[0]["slot_token"]), "property_id": "00020000"},
+            headers={"Idempotency-Key": "c2"},
+        )
+        assert r.status_code == 201 and r.json()["communal"] is True

@@ -176,3 +176,28 @@ async def test_breaker_opens_after_repeated_failures_and_health_shows_it(tmp_pat
         assert calls == 5  # the breaker stopped calling the failing backend
         health = (await gw.client.get("/health")).json()
         assert health["checks"]["demo:demo_csv"][0]["circuit"] == "open"
+
+
+async def test_a_slow_backend_cannot_hold_a_request_past_its_budget(tmp_path: Path) -> None:
+    council, files = demo_council()
+    async with running_gateway(
+        tmp_path, {"demo": council}, files, settings={"request_budget_seconds": 0.3}
+    ) as gw:
+        adaptor = gw.runtime.councils["demo"].adaptors["demo_csv"]
+        cancelled = False
+
+        async def hangs(postcode: str) -> list[Any]:
+            nonlocal cancelled
+            import asyncio
+
+            try:
+                await asyncio.sleep(30)
+            except asyncio.CancelledError:
+                cancelled = True
+                raise
+            return []
+
+        adaptor.addresses = hangs  # type: ignore[method-assign]
+        r = await gw.client.get("/v1/councils/demo/addresses", params={"postcode": "LN1 1AA"})
+        assert r.status_code == 503 and "did not answer in time" in r.json()["detail"]
+        assert cancelled  # the backend call was abandoned, not left running
