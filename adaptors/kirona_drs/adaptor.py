@@ -374,15 +374,8 @@ class KironaDRSAdaptor(Scheduler):
                     self._invalidate(location, london(start).date())
                 raise
         self._invalidate(location, london(start).date())
-        booking = _booking_of(drs_order) or {}
         log.info("drs.booked", order_id=drs_order.get("orderId"))
-        return BookingConfirmation(
-            start=london(start),
-            end=london(end),
-            label=label_for(start, end),
-            vendor_order_ref=_str(drs_order.get("orderId")),
-            vendor_booking_ref=_str(booking.get("bookingId")),
-        )
+        return _confirmation(drs_order, start, end)
 
     async def reschedule(self, handle: BookingHandle, slot: VendorSlot) -> BookingConfirmation:
         start, end = self.slot_times(slot)
@@ -398,14 +391,7 @@ class KironaDRSAdaptor(Scheduler):
         if handle.slot_start is not None:
             days.append(london(handle.slot_start).date())
         self._invalidate(location, *days)
-        booking = _booking_of(drs_order) or {}
-        return BookingConfirmation(
-            start=london(start),
-            end=london(end),
-            label=label_for(start, end),
-            vendor_order_ref=_str(drs_order.get("orderId")),
-            vendor_booking_ref=_str(booking.get("bookingId")),
-        )
+        return _confirmation(drs_order, start, end)
 
     async def cancel(self, handle: BookingHandle, reason: str) -> None:
         drs_order = await self.find_order(handle.reference)
@@ -448,6 +434,18 @@ class KironaDRSAdaptor(Scheduler):
             start = as_london(booking.get("planningWindowStart"))
             end = as_london(booking.get("planningWindowEnd"))
         return SchedulerStatus(status=state, start=start, end=end)
+
+
+def _confirmation(drs_order: dict[str, Any], start: datetime, end: datetime) -> BookingConfirmation:
+    """The confirmation of ``drs_order`` booked (or moved) to ``start``-``end``."""
+    booking = _booking_of(drs_order) or {}
+    return BookingConfirmation(
+        start=london(start),
+        end=london(end),
+        label=label_for(start, end),
+        vendor_order_ref=_str(drs_order.get("orderId")),
+        vendor_booking_ref=_str(booking.get("bookingId")),
+    )
 
 
 def _booking_of(drs_order: dict[str, Any]) -> dict[str, Any] | None:

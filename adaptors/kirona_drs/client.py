@@ -24,13 +24,11 @@ from adaptors.kirona_drs.wire import (
     SYSTEM,
     DRSFailure,
     SessionInvalid,
-    build_client,
     check_reply,
     failure_to_gateway,
-    load_document,
     request_for,
 )
-from adaptors.soap import map_soap_error, retry_reads, wsdl_location
+from adaptors.soap import bind_client, map_soap_error, parsed_wsdl, retry_reads, wsdl_location
 from gateway.errors import BackendUnavailable
 from gateway.timeutil import today_london
 
@@ -62,11 +60,14 @@ class DRSClient:
                 if self._client is None:
                     timeout = self.config.timeout_seconds
                     try:
-                        doc = await asyncio.to_thread(load_document, self.wsdl, timeout)
+                        doc = await asyncio.to_thread(parsed_wsdl, self.wsdl, timeout=timeout)
                     except Exception as exc:  # noqa: BLE001 - any load failure is an outage
                         log.warning("drs.wsdl_unavailable", error=type(exc).__name__)
                         raise map_soap_error(exc, SYSTEM) from None
-                    client, service, http = build_client(doc, self.config.endpoint, timeout)
+                    http = httpx.AsyncClient(
+                        timeout=httpx.Timeout(timeout, connect=min(timeout, 5.0))
+                    )
+                    client, service = bind_client(doc, http, endpoint=self.config.endpoint)
                     self._client, self._service, self._http = client, service, http
         assert self._client is not None
         return self._client, self._service

@@ -5,7 +5,8 @@ Admin (JSON, loopback only by how it is run):
 - ``POST /_sim/faults`` ``{"faults": [{"op", "kind", "seconds"?, "times"?, "message"?,
   "status"?}]}`` with kind one of ``latency`` (seconds or [min, max]), ``fault`` (SOAP Fault),
   ``status`` (status error/failure, nothing done), ``session_expired``, ``timeout`` (wait, then
-  do the work and answer late), ``lost`` (do the work, then drop the connection).
+  do the work and answer late), ``lost`` (do the work, then drop the connection),
+  ``malformed`` (do the work, then answer 200 with a well-framed but truncated XML reply).
 - ``POST /_sim/clock`` ``{"now": iso | null}``; ``POST /_sim/expire-sessions``;
   ``POST /_sim/orders/{ref}/status`` ``{"status": "STARTED"}``; ``GET /_sim/state``.
 """
@@ -126,7 +127,7 @@ class Simulator:
         delay = self.base_latency.get(op, self.base_latency.get("*", 0.0))
         if isinstance(delay, list):
             delay = random.uniform(float(delay[0]), float(delay[-1]))
-        lost = False
+        lost = malformed = False
         for f in self.faults:
             if not f.matches(op):
                 continue
@@ -148,10 +149,15 @@ class Simulator:
                 delay = max(delay, f.delay() or 30.0)
             elif f.kind == "lost":
                 lost = True
+            elif f.kind == "malformed":
+                malformed = True
             break
         if delay:
             await asyncio.sleep(delay)
         reply = self.handle(op, data)
+        if malformed:
+            await _respond(send, 200, reply[: len(reply) * 2 // 3])
+            return
         if lost:
             await send(
                 {

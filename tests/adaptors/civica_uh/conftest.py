@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,15 +12,10 @@ import pytest
 
 from adaptors.base import AdaptorContext
 from adaptors.civica_uh import CivicaUHAdaptor
+from tests.simulators import running_simulator
 
 ROOT = Path(__file__).resolve().parents[3]
 VENDOR_WSDL = ROOT / ".." / "shared" / "vendor-contracts" / "civica-uh" / "PropertyService.wsdl"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass
@@ -68,33 +59,8 @@ class Sim:
 
 @pytest.fixture(scope="session")
 def simulator() -> Iterator[Sim]:
-    port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "adaptors.civica_uh.simulator", "--port", str(port)],
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    sim = Sim(f"http://127.0.0.1:{port}")
-    deadline = time.monotonic() + 20
-    while True:
-        try:
-            if httpx.get(f"{sim.base}/_sim/health", timeout=1).status_code == 200:
-                break
-        except httpx.HTTPError:
-            pass
-        if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
-            raise RuntimeError("the UH simulator did not start")
-        time.sleep(0.1)
-    try:
-        yield sim
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+    with running_simulator("adaptors.civica_uh.simulator", ready_path="/_sim/health") as base:
+        yield Sim(base)
 
 
 @pytest.fixture

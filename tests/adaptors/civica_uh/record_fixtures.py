@@ -6,9 +6,6 @@
 from __future__ import annotations
 
 import asyncio
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import httpx
@@ -16,9 +13,10 @@ from lxml import etree
 
 from adaptors.base import AdaptorContext
 from adaptors.civica_uh import CivicaUHAdaptor
-from gateway.domain import Contact, JobSpec, WorksOrder
+from gateway.domain import Contact, JobSize, JobSpec, Trade, WorksOrder
+from tests.simulators import running_simulator
 
-from .conftest import ROOT, Sim, free_port
+from .conftest import ROOT, Sim
 
 FIXTURES = Path(__file__).parent / "fixtures"
 NS = "http://schemas.civica.co.uk/UHWeb/2013/03"
@@ -68,43 +66,23 @@ async def record(sim: Sim) -> None:
     uh._http.event_hooks["response"].append(save)
     await uh.addresses("LN5 7CC")
     await uh.operative_notes("00012003")
-    await uh.raise_works_order(
-        WorksOrder(
-            reference="K7QH-3M9T",
-            property_id="00030001",
-            job=JobSpec(sor_code="20060020", trade="plumbing", size="small", duration_minutes=60),
-            description="Kitchen tap dripping",
-            contact=Contact(name="Sam", phone="07700900123"),
-        )
+    order = WorksOrder(
+        reference="K7QH-3M9T",
+        property_id="00030001",
+        job=JobSpec(
+            sor_code="20060020", trade=Trade.PLUMBING, size=JobSize.SMALL, duration_minutes=60
+        ),
+        description="Kitchen tap dripping",
+        contact=Contact(name="Sam", phone="07700900123"),
     )
-    await uh.raise_works_order(
-        WorksOrder(
-            reference="K7QH-3M9T",
-            property_id="00030001",
-            job=JobSpec(sor_code="20060020", trade="plumbing", size="small", duration_minutes=60),
-            description="Kitchen tap dripping",
-            contact=Contact(name="Sam", phone="07700900123"),
-        )
-    )
+    for _ in range(2):  # the second time UH answers with the order it already has
+        await uh.raise_works_order(order)
     await uh.close()
 
 
 def main() -> None:
-    port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "adaptors.civica_uh.simulator", "--port", str(port)], cwd=ROOT
-    )
-    try:
-        sim = Sim(f"http://127.0.0.1:{port}")
-        for _ in range(100):
-            try:
-                httpx.get(f"{sim.base}/_sim/health")
-                break
-            except httpx.HTTPError:
-                time.sleep(0.1)
-        asyncio.run(record(sim))
-    finally:
-        proc.terminate()
+    with running_simulator("adaptors.civica_uh.simulator", ready_path="/_sim/health") as base:
+        asyncio.run(record(Sim(base)))
 
 
 if __name__ == "__main__":

@@ -8,7 +8,7 @@ from collections.abc import Callable
 import pytest
 
 from adaptors.civica_uh import CivicaUHAdaptor
-from gateway.domain import Contact, JobSpec, Priority, PropertyKind, WorksOrder
+from gateway.domain import Contact, JobSize, JobSpec, Priority, PropertyKind, Trade, WorksOrder
 from gateway.errors import BackendAuthFailed, BackendRejected, BackendUnavailable
 
 from .conftest import Sim
@@ -22,8 +22,8 @@ def order(
         property_id=property_id,
         job=JobSpec(
             sor_code=sor_code,
-            trade="plumbing",
-            size="small",
+            trade=Trade.PLUMBING,
+            size=JobSize.SMALL,
             duration_minutes=60,
             priority=Priority.URGENT,
         ),
@@ -192,7 +192,7 @@ async def test_timeout_is_unavailable_with_retry_after(
 async def test_unreachable_uh_is_unavailable(
     make_adaptor: Callable[..., CivicaUHAdaptor], sim: Sim
 ) -> None:
-    from .conftest import free_port
+    from tests.simulators import free_port
 
     dead = f"http://127.0.0.1:{free_port()}"
     uh = make_adaptor(sim.options(property_endpoint=f"{dead}/PropertyService.svc", read_attempts=2))

@@ -13,7 +13,7 @@ import respx
 from lxml import etree
 
 from adaptors.civica_uh import CivicaUHAdaptor
-from gateway.domain import Contact, JobSpec, Priority, PropertyKind, WorksOrder
+from gateway.domain import Contact, JobSize, JobSpec, Priority, PropertyKind, Trade, WorksOrder
 from gateway.errors import BackendRejected, BackendUnavailable
 
 from .conftest import ROOT
@@ -90,8 +90,8 @@ def order(**kw: Any) -> WorksOrder:
         property_id="00030001",
         job=JobSpec(
             sor_code="20060020",
-            trade="plumbing",
-            size="small",
+            trade=Trade.PLUMBING,
+            size=JobSize.SMALL,
             duration_minutes=60,
             priority=Priority.EMERGENCY,
         ),

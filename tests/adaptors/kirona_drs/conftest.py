@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +13,7 @@ import pytest
 from adaptors.base import AdaptorContext
 from adaptors.kirona_drs import KironaDRSAdaptor, KironaDRSConfig
 from gateway.domain import JobSize, JobSpec, Property, Trade
+from tests.simulators import running_simulator
 
 ROOT = Path(__file__).resolve().parents[3]
 VENDOR_WSDL = ROOT / ".." / "shared" / "vendor-contracts" / "kirona-drs" / "drs.wsdl"
@@ -28,12 +25,6 @@ PROPERTY = Property(
 PLUMBING = JobSpec(
     sor_code="20060020", trade=Trade.PLUMBING, size=JobSize.SMALL, duration_minutes=60
 )
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass
@@ -84,41 +75,10 @@ class Sim:
 
 @pytest.fixture(scope="session")
 def simulator() -> Iterator[Sim]:
-    port = free_port()
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "adaptors.kirona_drs.simulator",
-            "--port",
-            str(port),
-            "--availability-latency",
-            "0.02",
-        ],
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    sim = Sim(f"http://127.0.0.1:{port}")
-    deadline = time.monotonic() + 20
-    while True:
-        try:
-            if httpx.get(f"{sim.base}/_sim/state", timeout=1).status_code == 200:
-                break
-        except httpx.TransportError:
-            pass
-        if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
-            raise RuntimeError("the DRS simulator did not start")
-        time.sleep(0.05)
-    try:
-        yield sim
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+    with running_simulator(
+        "adaptors.kirona_drs.simulator", "--availability-latency", "0.02"
+    ) as base:
+        yield Sim(base)
 
 
 @pytest.fixture

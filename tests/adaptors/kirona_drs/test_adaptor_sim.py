@@ -364,6 +364,22 @@ async def test_soap_fault_and_status_error(sim: Sim, make_adaptor: AdaptorFactor
         await drs.availability(query())
 
 
+async def test_truncated_replies_are_an_outage_not_an_empty_answer(
+    sim: Sim, make_adaptor: AdaptorFactory
+) -> None:
+    drs = make_adaptor(search_days=7)
+    slot = (await drs.availability(query())).slots[0]
+    await drs.book(order("RG-T", slot))
+    sim.faults({"op": "checkAvailability", "kind": "malformed"})
+    with pytest.raises(BackendUnavailable, match="malformed"):
+        await drs.availability(query())
+    sim.faults({"op": "selectOrder", "kind": "malformed"})
+    with pytest.raises(BackendUnavailable, match="malformed"):
+        await drs.status(handle("RG-T"))
+    sim.faults()
+    assert (await drs.status(handle("RG-T"))).status == RepairStatus.BOOKED
+
+
 # -- daylight saving ------------------------------------------------------------------------------
 @pytest.mark.parametrize(
     ("today", "before", "after", "offsets"),

@@ -26,7 +26,7 @@ from gateway.domain import (
     Trade,
     VendorSlot,
 )
-from gateway.errors import BackendRejected, BackendUnavailable, InvalidInput
+from gateway.errors import BackendAuthFailed, BackendRejected, BackendUnavailable, InvalidInput
 from gateway.timeutil import LONDON
 from tests.adaptors.kirona_drs.conftest import PLUMBING, PROPERTY, SUBSET_WSDL
 
@@ -175,12 +175,7 @@ async def test_only_yes_slots_with_best_flag_labels_and_offsets_both_sides_of_th
     )
     drs.handlers["checkAvailability"] = lambda b: reply(
         "checkAvailability",
-        days
-        if text(
-            b,
-            "periodBegin",
-        ).startswith("2026-03-27")
-        else "",
+        days if (text(b, "periodBegin") or "").startswith("2026-03-27") else "",
     )
     page = await adaptor(tmp_path, search_days=7).availability(query())
     got = [(s.start.isoformat(), s.end.isoformat(), s.label, s.best) for s in page.slots]
@@ -305,7 +300,9 @@ async def test_invalid_session_is_reopened_once_and_the_call_repeated(
 
 
 async def test_reads_are_retried_on_connection_errors(drs: FakeDRS, tmp_path: Path) -> None:
-    answers = iter([httpx.ConnectError("refused"), reply("checkAvailability", "")])
+    answers: Iterator[httpx.Response | Exception] = iter(
+        [httpx.ConnectError("refused"), reply("checkAvailability", "")]
+    )
 
     def flaky(body: etree._Element) -> httpx.Response:
         answer = next(answers)
@@ -347,6 +344,17 @@ async def test_reads_are_retried_on_connection_errors(drs: FakeDRS, tmp_path: Pa
             BackendRejected,
         ),
         (reply("checkAvailability", "", "failure", "Contract unknown"), BackendRejected),
+        (  # cut short by a proxy: lenient zeep would have "recovered" it into no slots
+            httpx.Response(
+                200,
+                content=reply("checkAvailability", slot_xml("2026-03-27T08:00:00Z", "x")).content[
+                    :-60
+                ],
+                headers={"Content-Type": "text/xml"},
+            ),
+            BackendUnavailable,
+        ),
+        (httpx.Response(401, text="<html><body>Unauthorised"), BackendAuthFailed),
     ],
 )
 async def test_failures_map_to_the_gateway_taxonomy(

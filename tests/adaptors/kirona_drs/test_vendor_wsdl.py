@@ -43,9 +43,9 @@ async def test_browse_book_status_cancel_with_the_vendor_wsdl(
 
 
 def test_vendor_wsdl_declares_every_operation_the_adaptor_calls() -> None:
-    from adaptors.kirona_drs.wire import load_document
+    from adaptors.soap import parsed_wsdl
 
-    doc = load_document(str(VENDOR_WSDL.resolve()), 5)
+    doc = parsed_wsdl(str(VENDOR_WSDL.resolve()), timeout=5)
     binding = next(iter(doc.bindings.values()))
     used = {
         "openSession",
