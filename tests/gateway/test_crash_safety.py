@@ -64,6 +64,21 @@ def start_gateway(config_dir: Path, data_dir: Path, port: int) -> subprocess.Pop
     raise RuntimeError("gateway did not start")
 
 
+async def wait_for_bookings_in_flight(db_path: Path, timeout: float = 30.0) -> None:
+    """Until the gateway has committed repairs whose scheduler call has not answered yet."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with sqlite3.connect(db_path) as db:
+                n = db.execute("SELECT count(*) FROM repairs WHERE status = 'booking'").fetchone()
+            if n[0] >= 3:
+                return
+        except sqlite3.OperationalError:
+            pass  # the table is being created or the database is busy
+        await asyncio.sleep(0.02)
+    raise AssertionError("no booking was ever in flight")
+
+
 async def wait_for_outbox(db_path: Path, timeout: float = 20.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -138,7 +153,7 @@ async def test_kill_dash_nine_mid_booking_loses_and_duplicates_nothing(tmp_path:
                 return exc
 
         tasks = [asyncio.create_task(post(i)) for i in range(60)]
-        await asyncio.sleep(0.6)
+        await wait_for_bookings_in_flight(data / "gateway.db")
         os.kill(proc.pid, signal.SIGKILL)  # bookings are in flight at the scheduler
         proc.wait()
         first = await asyncio.gather(*tasks)
