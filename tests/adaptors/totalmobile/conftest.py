@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -15,51 +11,15 @@ import pytest
 
 from adaptors.base import AdaptorContext
 from adaptors.totalmobile import TotalmobileAdaptor, TotalmobileConfig
+from tests.simulators import running_simulator
 
-ROOT = Path(__file__).resolve().parents[3]
 CLIENT_ID, CLIENT_SECRET, WORLD = "repairs-gateway", "s3cret", "housing-repairs"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture(scope="session")
 def sim_url() -> Iterator[str]:
-    port = free_port()
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "adaptors.totalmobile.simulator",
-            "--port",
-            str(port),
-            "--log-level",
-            "critical",
-        ],
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 20
-    while True:
-        try:
-            httpx.get(f"{url}/_sim/state", timeout=1).raise_for_status()
-            break
-        except httpx.HTTPError:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                proc.kill()
-                raise RuntimeError("Totalmobile simulator did not start") from None
-            time.sleep(0.1)
-    yield url
-    proc.terminate()
-    try:
-        proc.wait(timeout=5)
-    except subprocess.TimeoutExpired:
-        proc.kill()
+    with running_simulator("adaptors.totalmobile.simulator", "--log-level", "critical") as url:
+        yield url
 
 
 class Sim:
