@@ -154,7 +154,10 @@ class Gateway:
         start_from: date | None,
         cursor: str | None,
         page_size: int | None = None,
+        scheduler: str | None = None,
     ) -> AppointmentPage:
+        """Slots for a job at a property; ``scheduler`` pins the adaptor (moving a booking
+        must use the system that holds it, whatever the routes say today)."""
         prop = await self.find_property(council, property_id)
         if not prop.online_repairs:
             raise InvalidInput(
@@ -174,7 +177,7 @@ class Gateway:
             name, resume = str(state["a"]), state.get("r")
             start = date.fromisoformat(state["f"])
         else:
-            name = self.scheduler_for(council, prop, job)
+            name = scheduler or self.scheduler_for(council, prop, job)
             start = start_from or today_london()
         query = AvailabilityQuery(
             property=prop, job=job, start_from=start, page_size=size, resume=resume

@@ -19,7 +19,7 @@ from gateway.api.schemas import (
     SlotPage,
 )
 from gateway.auth import Principal
-from gateway.booking import NewRepair
+from gateway.booking import NewRepair, handle_of
 from gateway.councils import Council
 from gateway.domain import Contact, JobSize, Priority, Trade
 from gateway.errors import InvalidInput, NotFound
@@ -134,7 +134,12 @@ async def addresses(
 async def appointments(
     request: Request,
     council: CouncilDep,
-    property_id: Annotated[str, Query(min_length=1, max_length=64)],
+    p: PrincipalDep,
+    property_id: Annotated[str | None, Query(min_length=1, max_length=64)] = None,
+    reference: Annotated[
+        str | None,
+        Query(max_length=32, description="slots to move this repair to (instead of a job)"),
+    ] = None,
     sor_code: Annotated[str | None, Query(max_length=32)] = None,
     trade: Trade | None = None,
     size: JobSize | None = None,
@@ -143,9 +148,25 @@ async def appointments(
     cursor: Annotated[str | None, Query(max_length=4096)] = None,
     page_size: Annotated[int | None, Query(ge=1, le=50)] = None,
 ) -> SlotPage:
-    gw = runtime(request).gateway
-    job = gw.resolve_job(council, sor_code=sor_code, trade=trade, size=size, priority=priority)
-    page = await gw.appointments(council, property_id, job, from_, cursor, page_size)
+    rt = runtime(request)
+    gw = rt.gateway
+    scheduler = None
+    if reference is not None:
+        r = await _own_repair(rt, council, p, reference)
+        if r.status != "booked" or not r.scheduler:
+            raise InvalidInput(
+                f"repair {r.reference} has no appointment to move", field="reference"
+            )
+        property_id, job, scheduler = r.property_id, handle_of(r).job, r.scheduler
+    elif property_id is None:
+        raise InvalidInput(
+            "give property_id (or the reference of a repair to move)", field="property_id"
+        )
+    else:
+        job = gw.resolve_job(council, sor_code=sor_code, trade=trade, size=size, priority=priority)
+    page = await gw.appointments(
+        council, property_id, job, from_, cursor, page_size, scheduler=scheduler
+    )
     return SlotPage(
         council=council.id,
         property_id=property_id,
