@@ -13,7 +13,7 @@ import secrets
 import time
 from dataclasses import dataclass, field
 
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 
 from gateway.errors import Forbidden, RateLimited, Unauthorized
 from gateway.storage.database import Database, rowcount
@@ -92,6 +92,13 @@ class KeyStore:
             )
         self._cache.pop(key_id, None)
         return rowcount(result) > 0
+
+    async def purge(self, key_id: str) -> None:
+        """Delete a revoked key's row (so its id can be reused, e.g. by the local demo)."""
+        async with self.database.transaction() as s:
+            await s.execute(
+                delete(ApiKey).where(ApiKey.key_id == key_id, ApiKey.revoked_at.is_not(None))
+            )
 
     async def list(self) -> list[ApiKey]:
         async with self.database.session() as s:

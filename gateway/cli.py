@@ -5,7 +5,10 @@ from __future__ import annotations
 import asyncio
 import csv
 import json
+import os
+import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Annotated
 
@@ -76,11 +79,65 @@ def serve(
     _serve(_settings(config_dir), host, port)
 
 
+SIMULATORS = [  # (module, port, extra args); ports match deploy/simulated/lincoln.yaml
+    ("adaptors.civica_uh.simulator", 8101, ["--latency-ms", "40"]),
+    ("adaptors.kirona_drs.simulator", 8102, ["--availability-latency", "1,2"]),
+    ("adaptors.totalmobile.simulator", 8103, ["--latency-ms", "60"]),
+]
+SIMULATOR_SECRETS = {
+    "UH_PASSWORD": "secret",
+    "DRS_PASSWORD": "drs-secret",
+    "TOTALMOBILE_SECRET": "s3cret",
+}
+
+
+def _start_simulators() -> list[subprocess.Popen[bytes]]:
+    import httpx
+
+    procs = [
+        subprocess.Popen(  # noqa: S603 - our own simulator modules, fixed arguments
+            [sys.executable, "-m", module, "--port", str(port), *extra],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        for module, port, extra in SIMULATORS
+    ]
+    deadline = time.monotonic() + 30
+    for _module, port, _ in SIMULATORS:
+        while time.monotonic() < deadline:
+            try:
+                httpx.get(f"http://127.0.0.1:{port}/_sim/state", timeout=1)
+                break
+            except httpx.HTTPError:
+                time.sleep(0.2)
+    return procs
+
+
 @app.command()
-def demo(host: str = "127.0.0.1", port: int = 8000) -> None:
+def demo(
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    with_simulators: Annotated[
+        bool,
+        typer.Option(help="also serve council 'lincoln' on the UH, DRS and Totalmobile simulators"),
+    ] = False,
+) -> None:
     """Start the demo council (CSV fallback, SQLite under ./data) with a local demo API key."""
-    settings = _settings(REPO / "deploy" / "config")
-    asyncio.run(_ensure_demo_key(settings))
+    config = REPO / "deploy" / ("simulated" if with_simulators else "config")
+    settings = _settings(config)
+    procs: list[subprocess.Popen[bytes]] = []
+    if with_simulators:
+        os.environ.update({k: os.environ.get(k, v) for k, v in SIMULATOR_SECRETS.items()})
+        procs = _start_simulators()
+    try:
+        _demo(settings, host, port, with_simulators)
+    finally:
+        for proc in procs:
+            proc.terminate()
+
+
+def _demo(settings: Settings, host: str, port: int, with_simulators: bool) -> None:
+    asyncio.run(_ensure_demo_key(settings, ["demo", "lincoln"] if with_simulators else ["demo"]))
     _serve(
         settings,
         host,
@@ -94,15 +151,20 @@ def demo(host: str = "127.0.0.1", port: int = 8000) -> None:
     )
 
 
-async def _ensure_demo_key(settings: Settings) -> None:
+async def _ensure_demo_key(settings: Settings, councils: list[str]) -> None:
     from gateway.auth import KeyStore
     from gateway.storage.database import Database
 
     db = Database(settings.resolved_database_url())
     await asyncio.to_thread(db.migrate)
     store = KeyStore(db)
-    if not any(k.key_id == "demo" for k in await store.list()):
-        await store.create("demo", ["demo"], "admin", key_id="demo", secret="local-demo-key")
+    existing = {k.key_id: k for k in await store.list()}
+    if "demo" in existing and sorted(existing["demo"].councils) != sorted(councils):
+        await store.revoke("demo")
+        await store.purge("demo")
+        existing.pop("demo")
+    if "demo" not in existing:
+        await store.create("demo", councils, "admin", key_id="demo", secret="local-demo-key")
     await db.dispose()
 
 

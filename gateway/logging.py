@@ -39,6 +39,9 @@ def configure(level: str = "info", stream: Any = None) -> None:
         stream=stream or sys.stdout,
         level=getattr(logging, level.upper(), logging.INFO),
     )
+    # Client libraries log full request URLs at INFO (query strings can hold postcodes).
+    for noisy in ("httpx", "httpcore", "zeep", "urllib3", "requests"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,

@@ -69,6 +69,9 @@ async def test_nothing_a_resident_typed_reaches_the_logs(tmp_path: Path) -> None
             await c.get(f"/v1/councils/demo/repairs/{ok.json()['reference']}")
     finally:
         configure("info")
+    import logging
+
+    assert not logging.getLogger("httpx").isEnabledFor(logging.INFO)  # URLs carry postcodes
     logs = stream.getvalue()
     assert logs.count('"event": "request"') >= 8  # the access log did run
     for secret in (
