@@ -399,6 +399,24 @@ def report_migration(
     typer.echo(json.dumps(report, indent=2) if as_json else render_text(report))
 
 
+@app.command("new-adaptor")
+def new_adaptor_cmd(
+    name: str,
+    dest: Annotated[Path, typer.Option(help="parent directory")] = Path("."),
+    force: bool = False,
+) -> None:
+    """Write a working adaptor skeleton (package, simulator stub, README, contract test)."""
+    from gateway.scaffold import ScaffoldError, new_adaptor
+
+    try:
+        written = new_adaptor(name, dest, force=force)
+    except ScaffoldError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(1) from None
+    for path in written:
+        typer.echo(str(path))
+
+
 def main() -> None:
     app()
 

@@ -1,0 +1,1 @@
+"""The adaptor conformance suite (collected by contract_tests.plugin)."""

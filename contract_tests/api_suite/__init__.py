@@ -1,0 +1,1 @@
+"""The standard HTTP API conformance suite (collected by contract_tests.plugin)."""

@@ -1,0 +1,90 @@
+"""Assertions shared by the suites, with messages that tell a supplier what to fix."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import date, datetime
+from typing import Any
+
+import pytest
+
+from gateway.domain import VendorSlot
+from gateway.errors import GatewayError
+from gateway.timeutil import now
+
+Run = Callable[[Awaitable[Any]], Any]
+
+
+def expect_error(
+    run: Run, aw: Awaitable[Any], allowed: Sequence[type[GatewayError]], what: str
+) -> GatewayError:
+    """``aw`` must fail with one of ``allowed`` (the gateway's error taxonomy)."""
+    names = ", ".join(c.__name__ for c in allowed)
+    try:
+        result = run(aw)
+    except GatewayError as exc:
+        if not isinstance(exc, tuple(allowed)):
+            pytest.fail(
+                f"{what}: raised {type(exc).__name__}({exc.detail!r}); expected one of {names}",
+                pytrace=False,
+            )
+        assert str(exc.detail).strip(), f"{what}: the error has no detail for the caller"
+        return exc
+    except Exception as exc:  # noqa: BLE001 - anything else is itself the finding
+        pytest.fail(
+            f"{what}: raised {type(exc).__module__}.{type(exc).__name__}: {exc}; adaptors must "
+            f"raise only gateway.errors ({names})",
+            pytrace=False,
+        )
+    pytest.fail(f"{what}: returned {result!r}; expected an error ({names})", pytrace=False)
+
+
+def check_slot(slot: VendorSlot, start_from: date, where: str) -> None:
+    for name in ("start", "end"):
+        t: datetime = getattr(slot, name)
+        assert t.tzinfo is not None and t.utcoffset() is not None, (
+            f"{where}: slot {name} {t.isoformat()} has no UTC offset (times must be aware)"
+        )
+    assert slot.end > slot.start, f"{where}: slot ends ({slot.end}) before it starts"
+    assert slot.start > now(), f"{where}: slot {slot.start.isoformat()} is not in the future"
+    from gateway.timeutil import london
+
+    assert london(slot.start).date() >= start_from, (
+        f"{where}: slot {slot.start.isoformat()} is before the requested day {start_from}"
+    )
+    assert slot.label.strip(), f"{where}: slot has an empty label"
+
+
+def check_ordered(slots: Sequence[VendorSlot], where: str) -> None:
+    keys = [(s.start, s.end) for s in slots]
+    assert keys == sorted(keys), f"{where}: slots are not in (start, end) order: {keys}"
+    assert len(set(keys)) == len(keys), f"{where}: the same slot is offered twice"
+
+
+def same_slot(a: VendorSlot, b: VendorSlot) -> bool:
+    return a.start == b.start and a.end == b.end
+
+
+def answer_or_clear_error(
+    run: Run, aw: Awaitable[Any], allowed: Sequence[type[GatewayError]], what: str
+) -> Any:
+    """``aw`` may answer normally (the gateway validated the input before the call), but if it
+    fails it must be with one of ``allowed`` and a detail, never a vendor or library error."""
+    names = ", ".join(c.__name__ for c in allowed)
+    try:
+        return run(aw)
+    except GatewayError as exc:
+        if not isinstance(exc, tuple(allowed)):
+            pytest.fail(
+                f"{what}: raised {type(exc).__name__}({exc.detail!r}); expected an answer or "
+                f"one of {names}",
+                pytrace=False,
+            )
+        assert str(exc.detail).strip(), f"{what}: the error has no detail for the caller"
+        return exc
+    except Exception as exc:  # noqa: BLE001 - anything else is itself the finding
+        pytest.fail(
+            f"{what}: raised {type(exc).__module__}.{type(exc).__name__}: {exc}; adaptors must "
+            f"raise only gateway.errors ({names})",
+            pytrace=False,
+        )

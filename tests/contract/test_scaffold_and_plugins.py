@@ -1,0 +1,109 @@
+"""The scaffold writes an adaptor that passes the suite, and an out-of-tree adaptor package
+installed through its entry point serves a council through the API."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+from contract_tests.structure import check_config
+from gateway.scaffold import ScaffoldError, new_adaptor, render
+from tests.contract.kit import REPO, SideEnv, output, run_kit, served_gateway
+
+EXAMPLE = REPO / "examples" / "hello_adaptor"
+
+
+def test_scaffold_renders_every_part() -> None:
+    files = render("acme_hms")
+    for part in ("config.py", "client.py", "mapping.py", "adaptor.py", "README.md"):
+        assert f"acme_hms/{part}" in files
+    assert "acme_hms/simulator/__main__.py" in files and "tests/test_contract.py" in files
+    assert 'acme_hms = "acme_hms:AcmeHmsAdaptor"' in files["pyproject.toml"]
+
+
+@pytest.mark.parametrize("bad", ["Acme", "1acme", "acme-hms", "json", "class", "x"])
+def test_scaffold_refuses_bad_names(bad: str) -> None:
+    with pytest.raises(ScaffoldError):
+        render(bad)
+
+
+def test_scaffold_does_not_overwrite(tmp_path: Path) -> None:
+    new_adaptor("acme_hms", tmp_path)
+    with pytest.raises(ScaffoldError, match="already exists"):
+        new_adaptor("acme_hms", tmp_path)
+
+
+def test_scaffold_output_passes_the_suite(tmp_path: Path, side_env: SideEnv) -> None:
+    new_adaptor("acme_hms", tmp_path)
+    project = tmp_path / "acme_hms"
+    side_env.install(project)
+    config = project / "acme_hms" / "contract.yaml"
+    done = run_kit("--adaptor-config", str(config), python=side_env.python, cwd=tmp_path)
+    assert done.returncode == 0, output(done)
+    assert "13 passed" in done.stdout and "exempt" not in done.stdout, output(done)
+    # the generated contract test runs too (structure in-process, suite in a subprocess)
+    done = subprocess.run(  # noqa: S603
+        [side_env.python, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests"],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, output(done)
+
+
+def test_out_of_tree_adaptor_through_its_entry_point(tmp_path: Path, side_env: SideEnv) -> None:
+    source = tmp_path / "hello_src"
+    shutil.copytree(EXAMPLE, source, ignore=shutil.ignore_patterns("build", "*.egg-info"))
+    side_env.install(source)
+    # the suite sees it through the entry point, like any in-tree adaptor
+    cfg = source / "hello_adaptor" / "contract.yaml"
+    done = run_kit("--adaptor-config", str(cfg), python=side_env.python, cwd=tmp_path)
+    assert done.returncode == 0, output(done)
+    # and a council routed to it answers through the standard API
+    config_dir = tmp_path / "config"
+    config_dir.mkdir()
+    (config_dir / "sor.csv").write_text((REPO / "mappings/examples/demo-sor.csv").read_text())
+    hello = yaml.safe_load(cfg.read_text())
+    council = {
+        "name": "Hello Borough Council",
+        "mappings": "sor.csv",
+        "adaptors": {"hello_hms": {"type": "hello", "options": hello["options"]}},
+        "routes": {"addresses": "hello_hms"},
+    }
+    (config_dir / "hello.yaml").write_text(yaml.safe_dump(council))
+    with served_gateway(config_dir, tmp_path / "data", "hello", python=side_env.python) as gw:
+        import httpx
+
+        r = httpx.get(
+            f"{gw.base_url}/v1/councils/hello/addresses",
+            params={"postcode": "ex11aa"},
+            headers={"Authorization": f"Bearer {gw.key}"},
+            timeout=30,
+        )
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["postcode"] == "EX1 1AA"
+    assert [a["id"] for a in body["addresses"]] == ["000001", "000002"]
+    assert body["addresses"][0]["address_lines"][0] == "hi: 1 Example Road", json.dumps(body)
+
+
+def test_structural_checks_catch_a_loose_config() -> None:
+    from pydantic import BaseModel
+
+    from adaptors.base import AddressSource
+
+    class Loose(BaseModel):
+        password: str
+
+    class Bad(AddressSource):
+        type_name = "bad"
+        Config = Loose  # type: ignore[assignment]
+
+    problems = "\n".join(check_config(Bad))
+    assert "must forbid unknown keys" in problems and "password looks like a secret" in problems
