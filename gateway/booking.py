@@ -357,7 +357,12 @@ class Bookings:
                     IdempotencyRecord.key == key,
                 )
             )
-        ).scalar_one()
+        ).scalar_one_or_none()
+        if rec is None:  # the crash reconciler released the key meanwhile: record the answer
+            rec = IdempotencyRecord(
+                council=council.id, client_id=client_id, key=key, request_hash="", state="done"
+            )
+            s.add(rec)
         rec.state, rec.response_status, rec.response_body = "done", status, body
 
     async def _confirm(
@@ -370,13 +375,16 @@ class Bookings:
         slot: VendorSlot,
     ) -> tuple[int, dict[str, Any]]:
         async with self.db.transaction() as s:
-            r = (
-                await s.execute(
-                    select(Repair).where(
-                        Repair.council == council.id, Repair.reference == reference
-                    )
+            r = await _locked_repair(s, council.id, reference)
+            if r.status == "booked":  # the crash reconciler confirmed it first
+                return 201, repair_view(r)
+            if r.status != "booking":
+                # The reconciler gave up on this booking before the scheduler answered; its
+                # compensation may already have run, so queue another (cancel is idempotent).
+                enqueue(s, council.id, "booking.compensate", {"reference": reference})
+                raise BackendUnavailable(
+                    "the booking could not be confirmed in time; please try again", retry_after=5
                 )
-            ).scalar_one()
             self._apply_confirmation(r, conf, slot)
             body = repair_view(r)
             await self._finish_idempotency(s, council, client_id, key, 201, body)
@@ -416,13 +424,9 @@ class Bookings:
     ) -> None:
         log.info("booking.failed", council=council.id, error=exc.slug)
         async with self.db.transaction() as s:
-            r = (
-                await s.execute(
-                    select(Repair).where(
-                        Repair.council == council.id, Repair.reference == reference
-                    )
-                )
-            ).scalar_one()
+            r = await _locked_repair(s, council.id, reference)
+            if r.status != "booking":
+                return  # the crash reconciler already settled it
             r.status = "failed"
             await _drop_reconcile(s, council.id, reference)
             if keep_answer:
@@ -530,8 +534,9 @@ class Bookings:
         assert r.scheduler
         st = await council.scheduler(r.scheduler).status(handle_of(r))
         async with self.db.transaction() as s:
-            row = await s.get(Repair, r.id)
-            assert row is not None
+            row = await _locked_repair(s, r.council, r.reference)
+            if row.status != "booking":
+                return  # the request answered while we were asking the scheduler
             rec = (
                 await s.execute(
                     select(IdempotencyRecord).where(
@@ -608,6 +613,19 @@ class Bookings:
         if not r.works_order_ref:
             return  # the raise is still pending; it queues a cancel when it sees the status
         await council.works_order_sink(r.works_order_adaptor).cancel_works_order(r.works_order_ref)
+
+
+async def _locked_repair(s: Any, council: str, reference: str) -> Repair:
+    """The repair row, locked for this transaction (FOR UPDATE on PostgreSQL; SQLite write
+    transactions are IMMEDIATE), so a request and the reconciler never both settle it."""
+    row: Repair = (
+        await s.execute(
+            select(Repair)
+            .where(Repair.council == council, Repair.reference == reference)
+            .with_for_update()
+        )
+    ).scalar_one()
+    return row
 
 
 async def _drop_reconcile(s: Any, council: str, reference: str) -> None:

@@ -7,7 +7,7 @@ import secrets
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -25,6 +25,13 @@ class Settings(BaseSettings):
     request_budget_seconds: float = 25.0
     max_body_bytes: int = 64 * 1024
     log_level: str = "info"
+
+    @model_validator(mode="after")
+    def _reconcile_after_the_budget(self) -> Settings:
+        # The crash reconciler must never judge a booking whose request may still be running.
+        if self.reconcile_after_seconds <= self.request_budget_seconds:
+            raise ValueError("reconcile_after_seconds must exceed request_budget_seconds")
+        return self
 
     def resolved_database_url(self) -> str:
         if self.database_url:

@@ -110,7 +110,14 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:
-        log.error("request.unhandled", error_type=type(exc).__name__)
+        tb, where = exc.__traceback__, "?"
+        while tb is not None:  # the innermost frame in the project's own code
+            name = tb.tb_frame.f_code.co_filename
+            if "/site-packages/" not in name:
+                where = f"{name.rsplit('/', 2)[-2]}/{name.rsplit('/', 1)[-1]}:{tb.tb_lineno}"
+            tb = tb.tb_next
+        # the type and place only: exception messages can carry submitted values
+        log.error("request.unhandled", error_type=type(exc).__name__, where=where)
         return problem(
             500,
             "internal-error",

@@ -69,6 +69,7 @@ class Database:
         self.engine: AsyncEngine = create_async_engine(async_url(url), **kwargs)
         if self.is_sqlite:
             event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
+            event.listen(self.engine.sync_engine, "begin", _sqlite_begin)
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
 
     def migrate(self) -> None:
@@ -81,7 +82,13 @@ class Database:
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncSession]:
+        """A write transaction. On SQLite it starts with BEGIN IMMEDIATE: a deferred
+        transaction that reads and then writes can fail at once with "database is locked"
+        when another writer committed in between; taking the write lock up front makes it
+        wait (busy_timeout) instead."""
         async with self.sessions() as session, session.begin():
+            if self.is_sqlite:
+                await session.connection(execution_options={"sqlite_immediate": True})
             yield session
 
     async def ping(self) -> None:
@@ -93,11 +100,19 @@ class Database:
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    # Let SQLAlchemy's "begin" event issue BEGIN itself (pysqlite's implicit BEGIN is
+    # deferred and cannot be made IMMEDIATE).
+    dbapi_conn.isolation_level = None
     cur = dbapi_conn.cursor()
     cur.execute("PRAGMA journal_mode=WAL")
     cur.execute("PRAGMA busy_timeout=30000")
     cur.execute("PRAGMA synchronous=NORMAL")
     cur.close()
+
+
+def _sqlite_begin(conn: Any) -> None:
+    immediate = conn.get_execution_options().get("sqlite_immediate")
+    conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
 
 async def insert_ignoring_conflict(

@@ -33,7 +33,8 @@ def start_gateway(config_dir: Path, data_dir: Path, port: int) -> subprocess.Pop
         **os.environ,
         "GATEWAY_DATA_DIR": str(data_dir),
         "GATEWAY_SECRET_KEY": "crash",
-        "GATEWAY_RECONCILE_AFTER_SECONDS": "1",
+        "GATEWAY_RECONCILE_AFTER_SECONDS": "6",
+        "GATEWAY_REQUEST_BUDGET_SECONDS": "5",
         "GATEWAY_OUTBOX_POLL_SECONDS": "0.2",
     }
     env.pop("DATABASE_URL", None)
@@ -165,17 +166,21 @@ async def test_kill_dash_nine_mid_booking_loses_and_duplicates_nothing(tmp_path:
 
     proc = start_gateway(config, data, port)
     try:
-        await wait_for_outbox(data / "gateway.db")  # reconcile items are due after 1 s
+        await wait_for_outbox(data / "gateway.db")  # reconcile items are due after 6 s
         async with httpx.AsyncClient(headers=headers, timeout=30) as c:
             # every resident retries with the same key: same answer, or a clean refusal
-            retried = await asyncio.gather(
-                *[
-                    c.post(
+            async def resend(i: int) -> httpx.Response:
+                # as a front-end would: the same key again while the answer is "try later"
+                give_up = time.monotonic() + 90
+                while True:
+                    r = await c.post(
                         f"{base}/repairs", json=bodies[i], headers={"Idempotency-Key": f"crash-{i}"}
                     )
-                    for i in range(60)
-                ]
-            )
+                    if r.status_code != 503 or time.monotonic() > give_up:
+                        return r
+                    await asyncio.sleep(min(2.0, float(r.headers.get("retry-after", "1"))))
+
+            retried = await asyncio.gather(*[resend(i) for i in range(60)])
         await wait_for_outbox(data / "gateway.db")
     finally:
         proc.terminate()
