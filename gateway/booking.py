@@ -323,15 +323,7 @@ class Bookings:
         self, council: Council, client_id: str, key: str, digest: str
     ) -> tuple[int, dict[str, Any]] | None:
         async with self.db.session() as s:
-            rec = (
-                await s.execute(
-                    select(IdempotencyRecord).where(
-                        IdempotencyRecord.council == council.id,
-                        IdempotencyRecord.client_id == client_id,
-                        IdempotencyRecord.key == key,
-                    )
-                )
-            ).scalar_one_or_none()
+            rec = await _idempotency_record(s, council.id, client_id, key)
         if rec is None:
             return None
         if rec.request_hash != digest:
@@ -349,20 +341,9 @@ class Bookings:
     async def _finish_idempotency(
         self, s: Any, council: Council, client_id: str, key: str, status: int, body: dict[str, Any]
     ) -> None:
-        rec = (
-            await s.execute(
-                select(IdempotencyRecord).where(
-                    IdempotencyRecord.council == council.id,
-                    IdempotencyRecord.client_id == client_id,
-                    IdempotencyRecord.key == key,
-                )
-            )
-        ).scalar_one_or_none()
-        if rec is None:  # the crash reconciler released the key meanwhile: record the answer
-            rec = IdempotencyRecord(
-                council=council.id, client_id=client_id, key=key, request_hash="", state="done"
-            )
-            s.add(rec)
+        rec = await _idempotency_record(s, council.id, client_id, key)
+        if rec is None:
+            return  # released by the crash reconciler: the caller's retry starts afresh
         rec.state, rec.response_status, rec.response_body = "done", status, body
 
     async def _confirm(
@@ -613,6 +594,21 @@ class Bookings:
         if not r.works_order_ref:
             return  # the raise is still pending; it queues a cancel when it sees the status
         await council.works_order_sink(r.works_order_adaptor).cancel_works_order(r.works_order_ref)
+
+
+async def _idempotency_record(
+    s: Any, council: str, client_id: str, key: str
+) -> IdempotencyRecord | None:
+    rec: IdempotencyRecord | None = (
+        await s.execute(
+            select(IdempotencyRecord).where(
+                IdempotencyRecord.council == council,
+                IdempotencyRecord.client_id == client_id,
+                IdempotencyRecord.key == key,
+            )
+        )
+    ).scalar_one_or_none()
+    return rec
 
 
 async def _locked_repair(s: Any, council: str, reference: str) -> Repair:
