@@ -50,6 +50,7 @@ class Council:
     broken: dict[str, str] = field(default_factory=dict)  # adaptor name -> why it is unusable
     breakers: dict[str, CircuitBreaker] = field(default_factory=dict)
     stats: CallStats = field(default_factory=CallStats)
+    guards: dict[str, Guarded] = field(default_factory=dict)
 
     @property
     def config(self):  # type: ignore[no-untyped-def]
@@ -85,7 +86,10 @@ class Council:
         a = self.adaptor(name)
         if not isinstance(a, base):
             raise InvalidInput(f"adaptor {name!r} is not {what}")
-        return Guarded(self.id, name, a, self.breaker(name), self.stats)
+        guard = self.guards.get(name)
+        if guard is None:
+            guard = self.guards[name] = Guarded(self.id, name, a, self.breaker(name), self.stats)
+        return guard
 
     def address_source(self, name: str) -> AddressSource:
         return cast(AddressSource, self._guarded(name, AddressSource, "an address source"))

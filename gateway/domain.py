@@ -115,13 +115,13 @@ class Property(BaseModel):
 
     model_config = ConfigDict(frozen=True)
 
-    id: str
+    id: str = Field(description="the property's id in the council's systems (a string)")
     uprn: str | None = None
     address_lines: list[str]
     postcode: str
     kind: PropertyKind = PropertyKind.DWELLING
-    parent_id: str | None = None
-    online_repairs: bool = True
+    parent_id: str | None = Field(None, description="the block or estate this is part of")
+    online_repairs: bool = Field(True, description="whether repairs can be reported online here")
     ineligible_reason: str | None = None
 
 

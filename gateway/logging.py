@@ -15,7 +15,17 @@ import structlog
 _POSTCODE = re.compile(r"\b[A-Z]{1,2}[0-9][A-Z0-9]? ?[0-9][A-Z]{2}\b", re.IGNORECASE)
 _EMAIL = re.compile(r"[^@\s\"']+@[^@\s\"']+\.[A-Za-z]{2,}")
 _PHONE = re.compile(r"(?<![\w.-])\+?\d[\d ()-]{8,}\d")
-SAFE_KEYS = {"timestamp", "level", "event", "request_id", "duration_ms", "status", "logger"}
+SAFE_KEYS = {
+    "timestamp",
+    "level",
+    "event",
+    "request_id",
+    "duration_ms",
+    "status",
+    "logger",
+    "method",
+    "route",
+}  # the access log's own fields: templates, never raw paths
 
 
 def _scrub(value: str) -> str:

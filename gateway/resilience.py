@@ -140,6 +140,10 @@ def time_left(default: float = DEFAULT_CALL_SECONDS) -> float:
 
 
 class Guarded:
+    """Proxy over one adaptor instance: every capability call passes the breaker, runs under
+    the request's deadline and is counted. Built once per adaptor (see ``Council``); wrapped
+    methods and metric children are cached, so the hot path allocates little."""
+
     def __init__(
         self, council: str, name: str, adaptor: Any, breaker: CircuitBreaker, stats: CallStats
     ) -> None:
@@ -148,46 +152,52 @@ class Guarded:
         self._adaptor = adaptor
         self._breaker = breaker
         self._stats = stats
+        self._calls: dict[str, Callable[..., Any]] = {}
+        self._open_gauge = BREAKER.labels(council, name)
 
     def __getattr__(self, attr: str) -> Any:
-        target = getattr(self._adaptor, attr)
+        call = self._calls.get(attr)
+        if call is not None:
+            return call
         capability = METHOD_CAPABILITY.get(attr)
         if capability is None:
-            return target
-        return self._wrap(target, capability)
+            return getattr(self._adaptor, attr)
+        call = self._calls[attr] = self._wrap(attr, capability)
+        return call
 
-    def _wrap(self, target: Callable[..., Any], capability: str) -> Callable[..., Any]:
+    def _wrap(self, attr: str, capability: str) -> Callable[..., Any]:
+        ok = CALLS.labels(self._council, self._name, capability, "ok")
+        error = CALLS.labels(self._council, self._name, capability, "error")
+        seconds = CALL_SECONDS.labels(self._council, self._name, capability)
+        breaker, stats, adaptor = self._breaker, self._stats, self._adaptor
+
         async def call(*args: Any, **kwargs: Any) -> Any:
-            self._breaker.before()
+            breaker.before()
             start = time.perf_counter()
             failed = True
             try:
                 async with asyncio.timeout(time_left()):
-                    result = await target(*args, **kwargs)
+                    result = await getattr(adaptor, attr)(*args, **kwargs)
                 failed = False
-                self._breaker.success()
+                breaker.success()
                 return result
             except TimeoutError:
-                self._breaker.failure()
+                breaker.failure()
                 raise BackendUnavailable(
                     f"adaptor {self._name!r} did not answer in time", retry_after=30
                 ) from None
             except (BackendUnavailable, BackendAuthFailed):
-                self._breaker.failure()
+                breaker.failure()
                 raise
             except GatewayError:
                 failed = False  # an answer (slot taken, rejected input) - the backend is up
-                self._breaker.success()
+                breaker.success()
                 raise
             finally:
-                ms = (time.perf_counter() - start) * 1000
-                self._stats.record(self._council, capability, self._name, ms, failed)
-                CALLS.labels(
-                    self._council, self._name, capability, "error" if failed else "ok"
-                ).inc()
-                CALL_SECONDS.labels(self._council, self._name, capability).observe(ms / 1000)
-                BREAKER.labels(self._council, self._name).set(
-                    1 if self._breaker.state == "open" else 0
-                )
+                elapsed = time.perf_counter() - start
+                stats.record(self._council, capability, self._name, elapsed * 1000, failed)
+                (error if failed else ok).inc()
+                seconds.observe(elapsed)
+                self._open_gauge.set(1 if breaker.opened_at is not None else 0)
 
         return call

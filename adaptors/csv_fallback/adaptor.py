@@ -4,6 +4,7 @@ bookings held in the gateway's own database with capacity enforced atomically.""
 from __future__ import annotations
 
 import asyncio
+import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -34,6 +35,8 @@ from gateway.storage.database import Database, insert_ignoring_conflict, rowcoun
 from gateway.storage.models import CsvBooking, CsvSlotUsage
 from gateway.timeutil import london, now, today_london
 
+USAGE_CACHE_SECONDS = 2.0
+
 
 def slot_key(start: datetime, end: datetime) -> str:
     return f"{start.astimezone(UTC).isoformat()}/{end.astimezone(UTC).isoformat()}"
@@ -61,6 +64,7 @@ class CsvFallbackAdaptor(AddressSource, Scheduler):
         self.index_path = index_dir / f"{context.council}__{context.name}.sqlite"
         self._index: PropertyIndex | None = None
         self._lock = asyncio.Lock()
+        self._usage_cache: dict[tuple[str, Any, Any], tuple[float, dict[str, int]]] = {}
 
     # -- lifecycle -----------------------------------------------------------------------
     async def start(self) -> None:
@@ -135,6 +139,19 @@ class CsvFallbackAdaptor(AddressSource, Scheduler):
         return self.options.calendar
 
     async def _usage(self, trade: str, first: Any, last: Any) -> dict[str, int]:
+        """Places taken per slot. Cached briefly: offering a slot taken in the last moments
+        only costs a clean 409 at booking, where capacity is enforced atomically; this
+        process's own bookings clear the cache at once."""
+        key = (trade, first, last)
+        hit = self._usage_cache.get(key)
+        t = time.monotonic()
+        if hit is not None and hit[0] > t:
+            return hit[1]
+        used = await self._read_usage(trade, first, last)
+        self._usage_cache[key] = (t + USAGE_CACHE_SECONDS, used)
+        return used
+
+    async def _read_usage(self, trade: str, first: Any, last: Any) -> dict[str, int]:
         lo = datetime.combine(first, datetime.min.time(), tzinfo=UTC) - timedelta(days=1)
         hi = datetime.combine(last, datetime.max.time(), tzinfo=UTC) + timedelta(days=1)
         async with self.db.session() as s:
@@ -231,6 +248,7 @@ class CsvFallbackAdaptor(AddressSource, Scheduler):
         trade = order.job.trade.value
         if self.options.booking_latency_ms:
             await asyncio.sleep(self.options.booking_latency_ms / 1000)
+        self._usage_cache.clear()
         async with self.db.transaction() as s:
             existing = await self._booking(s, order.reference)
             if existing is not None and existing.status == "booked":
@@ -249,11 +267,13 @@ class CsvFallbackAdaptor(AddressSource, Scheduler):
                 )
             else:
                 existing.slot_key, existing.status = key, "booked"
+        self._usage_cache.clear()  # again: a browse may have cached during the transaction
         conf = self._confirmation(key, order.reference)
         return conf.model_copy(update={"label": order.slot.label})
 
     async def reschedule(self, handle: BookingHandle, slot: VendorSlot) -> BookingConfirmation:
         key = self._slot_from_vendor(slot)
+        self._usage_cache.clear()
         async with self.db.transaction() as s:
             existing = await self._booking(s, handle.reference)
             if existing is None or existing.status != "booked":
@@ -263,16 +283,19 @@ class CsvFallbackAdaptor(AddressSource, Scheduler):
             await self._take(s, existing.trade, key)
             await self._release(s, existing.trade, existing.slot_key)
             existing.slot_key = key
+        self._usage_cache.clear()
         conf = self._confirmation(key, handle.reference)
         return conf.model_copy(update={"label": slot.label})
 
     async def cancel(self, handle: BookingHandle, reason: str) -> None:
+        self._usage_cache.clear()
         async with self.db.transaction() as s:
             existing = await self._booking(s, handle.reference)
             if existing is None or existing.status != "booked":
                 return
             await self._release(s, existing.trade, existing.slot_key)
             existing.status = "cancelled"
+        self._usage_cache.clear()
 
     async def status(self, handle: BookingHandle) -> SchedulerStatus:
         async with self.db.session() as s:

@@ -4,31 +4,20 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Query
 
-from gateway.api.routes import (
-    PROBLEMS,
-    CouncilDep,
-    PrincipalDep,
-    known_query_params_only,
-    runtime,
-)
-from gateway.auth import Principal
+from gateway.api.routes import PROBLEMS, Access, AccessDep
 from gateway.outbox import list_items
 
-router = APIRouter(
-    prefix="/v1/councils/{council}/admin",
-    tags=["admin"],
-    dependencies=[Depends(known_query_params_only)],
-)
+router = APIRouter(prefix="/v1/councils/{council}/admin", tags=["admin"])
 
 
-def admin(p: PrincipalDep) -> Principal:
-    p.check_admin()
-    return p
+async def admin(a: AccessDep) -> Access:
+    a.principal.check_admin()
+    return a
 
 
-AdminDep = Annotated[Principal, Depends(admin)]
+AdminDep = Annotated[Access, Depends(admin)]
 
 
 @router.get(
@@ -36,22 +25,20 @@ AdminDep = Annotated[Principal, Depends(admin)]
     responses=PROBLEMS,
     summary="Per capability: share of calls per adaptor, errors, latency, shadow agreement",
 )
-async def migration_report(request: Request, council: CouncilDep, _a: AdminDep) -> dict[str, Any]:
+async def migration_report(a: AdminDep) -> dict[str, Any]:
     from gateway.report import migration_report as build
 
-    rt = runtime(request)
-    await rt.flush_stats()
-    return await build(rt.database, council.id)
+    await a.runtime.flush_stats()
+    return await build(a.runtime.database, a.council.id)
 
 
 @router.get("/outbox", responses=PROBLEMS, summary="Side effects waiting, done or dead")
 async def outbox(
-    request: Request,
-    council: CouncilDep,
-    _a: AdminDep,
+    a: AdminDep,
     state: Annotated[str | None, Query(pattern="^(pending|done|dead)$")] = None,
 ) -> list[dict[str, Any]]:
-    items = await list_items(runtime(request).database, state, 200)
+    council = a.council
+    items = await list_items(a.runtime.database, state, 200)
     return [
         {
             "id": i.id,

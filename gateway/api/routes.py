@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import date
 from typing import Annotated, Any
 
@@ -9,7 +10,6 @@ from fastapi import APIRouter, Body, Depends, Header, Path, Query, Request
 from fastapi.responses import JSONResponse
 
 from gateway.api.schemas import (
-    Address,
     AddressList,
     CancelIn,
     RepairIn,
@@ -35,18 +35,23 @@ def _query_names(dependant: Any) -> set[str]:
     return names
 
 
-def known_query_params_only(request: Request) -> None:
+_ALLOWED_QUERY: dict[int, frozenset[str]] = {}
+
+
+def check_query_names(request: Request) -> None:
     """Refuse query parameters the operation does not define (catches typos like postcod=)."""
     route = request.scope.get("route")
     if route is None or not request.query_params:
         return
-    allowed = _query_names(route.dependant)
+    allowed = _ALLOWED_QUERY.get(id(route))
+    if allowed is None:
+        allowed = _ALLOWED_QUERY[id(route)] = frozenset(_query_names(route.dependant))
     for name in request.query_params:
         if name not in allowed:
             raise InvalidInput(f"unknown query parameter {name!r}", field=name or "query")
 
 
-router = APIRouter(prefix="/v1/councils/{council}", dependencies=[Depends(known_query_params_only)])
+router = APIRouter(prefix="/v1/councils/{council}")
 POSTCODE_PATTERN = r"^\s*[A-Za-z]{1,2}[0-9][A-Za-z0-9]?\s*[0-9][A-Za-z]{2}\s*$"
 CouncilId = Annotated[
     str, Path(pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$", description="council id, e.g. demo")
@@ -73,29 +78,32 @@ def runtime(request: Request) -> Runtime:
     return rt
 
 
-async def principal(
-    request: Request,
-    council: CouncilId,
-    authorization: Annotated[str | None, Header()] = None,
-    x_api_key: Annotated[str | None, Header()] = None,
-) -> Principal:
-    rt = runtime(request)
-    presented = x_api_key
-    if authorization and authorization.lower().startswith("bearer "):
+@dataclass(frozen=True)
+class Access:
+    """Who is calling, for which council: resolved once per request."""
+
+    runtime: Runtime
+    council: Council
+    principal: Principal
+
+
+async def access(request: Request, council: CouncilId) -> Access:
+    """Authenticate (Authorization: Bearer, or X-API-Key), check the key may act for the
+    council, refuse unknown query parameters, and find the council. One async dependency:
+    cheap on the hot path (no thread-pool hop, headers read once)."""
+    rt: Runtime = request.app.state.runtime
+    headers = request.headers
+    presented = headers.get("x-api-key")
+    authorization = headers.get("authorization")
+    if authorization and authorization[:7].lower() == "bearer ":
         presented = authorization[7:].strip()
     p = await rt.authenticate(presented)
     p.check_council(council)
-    return p
+    check_query_names(request)
+    return Access(rt, rt.gateway.council(council), p)
 
 
-def council_of(
-    request: Request, council: CouncilId, _p: Annotated[Principal, Depends(principal)]
-) -> Council:
-    return runtime(request).gateway.council(council)
-
-
-CouncilDep = Annotated[Council, Depends(council_of)]
-PrincipalDep = Annotated[Principal, Depends(principal)]
+AccessDep = Annotated[Access, Depends(access)]
 
 
 @router.get(
@@ -105,8 +113,7 @@ PrincipalDep = Annotated[Principal, Depends(principal)]
     summary="Properties at a postcode, with whether repairs can be reported online",
 )
 async def addresses(
-    request: Request,
-    council: CouncilDep,
+    a: AccessDep,
     postcode: Annotated[
         str,
         Query(
@@ -117,11 +124,11 @@ async def addresses(
         ),
     ],
 ) -> AddressList:
-    props = await runtime(request).gateway.addresses(council, postcode)
+    props = await a.runtime.gateway.addresses(a.council, postcode)
     return AddressList(
-        council=council.id,
+        council=a.council.id,
         postcode=normalise_postcode(postcode) or postcode,
-        addresses=[Address.model_validate(p.model_dump()) for p in props],
+        addresses=props,
     )
 
 
@@ -132,9 +139,7 @@ async def addresses(
     summary="Available appointment slots for a repair, a page at a time",
 )
 async def appointments(
-    request: Request,
-    council: CouncilDep,
-    p: PrincipalDep,
+    a: AccessDep,
     property_id: Annotated[str | None, Query(min_length=1, max_length=64)] = None,
     reference: Annotated[
         str | None,
@@ -148,7 +153,7 @@ async def appointments(
     cursor: Annotated[str | None, Query(max_length=4096)] = None,
     page_size: Annotated[int | None, Query(ge=1, le=50)] = None,
 ) -> SlotPage:
-    rt = runtime(request)
+    rt, council, p = a.runtime, a.council, a.principal
     gw = rt.gateway
     scheduler = None
     if reference is not None:
@@ -192,15 +197,13 @@ async def appointments(
     summary="Report a repair and book the chosen slot",
 )
 async def create_repair(
-    request: Request,
-    council: CouncilDep,
-    p: PrincipalDep,
+    a: AccessDep,
     body: RepairIn,
     idempotency_key: Annotated[
         str, Header(min_length=1, max_length=255, description="retry with the same key is safe")
     ],
 ) -> JSONResponse:
-    rt = runtime(request)
+    rt, council, p = a.runtime, a.council, a.principal
     req = NewRepair(
         property_id=body.property_id,
         sor_code=body.sor_code,
@@ -231,12 +234,10 @@ async def _own_repair(rt: Runtime, council: Council, p: Principal, reference: st
     summary="A repair with its status and appointment",
 )
 async def get_repair(
-    request: Request,
-    council: CouncilDep,
-    p: PrincipalDep,
+    a: AccessDep,
     reference: Annotated[str, Path(max_length=32)],
 ) -> dict[str, Any]:
-    rt = runtime(request)
+    rt, council, p = a.runtime, a.council, a.principal
     r = await _own_repair(rt, council, p, reference)
     return await rt.bookings.refresh_status(council, r)
 
@@ -248,13 +249,11 @@ async def get_repair(
     summary="Move the appointment to another slot",
 )
 async def reschedule(
-    request: Request,
-    council: CouncilDep,
-    p: PrincipalDep,
+    a: AccessDep,
     reference: Annotated[str, Path(max_length=32)],
     body: RescheduleIn,
 ) -> dict[str, Any]:
-    rt = runtime(request)
+    rt, council, p = a.runtime, a.council, a.principal
     r = await _own_repair(rt, council, p, reference)
     return await rt.bookings.reschedule(council, r.reference, body.slot_token)
 
@@ -266,13 +265,11 @@ async def reschedule(
     summary="Cancel a repair and its appointment",
 )
 async def cancel(
-    request: Request,
-    council: CouncilDep,
-    p: PrincipalDep,
+    a: AccessDep,
     reference: Annotated[str, Path(max_length=32)],
     body: Annotated[CancelIn | None, Body()] = None,
 ) -> dict[str, Any]:
-    rt = runtime(request)
+    rt, council, p = a.runtime, a.council, a.principal
     r = await _own_repair(rt, council, p, reference)
     return await rt.bookings.cancel(
         council, r.reference, (body or CancelIn(reason="cancelled by resident")).reason

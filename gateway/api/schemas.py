@@ -7,7 +7,7 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, PlainSerializer
 
-from gateway.domain import JobSize, Priority, PropertyKind, Trade
+from gateway.domain import JobSize, Priority, Property, Trade
 from gateway.timeutil import london
 
 # Every time leaves the gateway in Europe/London with an explicit offset (+00:00 / +01:00).
@@ -17,21 +17,10 @@ PHONE = r"^\+?[0-9][0-9 ()-]{6,19}$"
 EMAIL = r"^[^@\s]{1,64}@[^@\s]{1,255}\.[^@\s]{2,}$"
 
 
-class Address(BaseModel):
-    id: str = Field(description="the property's id in the council's systems (a string)")
-    uprn: str | None = None
-    address_lines: list[str]
-    postcode: str
-    kind: PropertyKind
-    parent_id: str | None = Field(None, description="the block or estate this is part of")
-    online_repairs: bool = Field(description="whether repairs can be reported online here")
-    ineligible_reason: str | None = None
-
-
 class AddressList(BaseModel):
     council: str
     postcode: str
-    addresses: list[Address]
+    addresses: list[Property]
 
 
 class Slot(BaseModel):
