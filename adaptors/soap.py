@@ -89,6 +89,10 @@ def map_soap_error(exc: BaseException, system: str) -> GatewayError:
         text = (exc.message or "").lower()
         if any(w in text for w in ("authenticat", "password", "login", "unauthori")):
             return BackendAuthFailed(f"{system} refused the gateway's credentials")
+        code = str(getattr(exc, "code", "") or "")
+        if code.endswith(("Server", "Receiver")):
+            # the backend's own failure (SOAP 1.1 Server / 1.2 Receiver): worth retrying
+            return BackendUnavailable(f"{system} failed internally", retry_after=30)
         return BackendRejected(f"{system} refused the request: {exc.message}")
     if isinstance(exc, zx.XMLSyntaxError | etree.XMLSyntaxError | zx.XMLParseError):
         return BackendUnavailable(f"{system} sent a malformed reply", retry_after=30)

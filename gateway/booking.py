@@ -167,7 +167,10 @@ class Bookings:
         data = self.gw.codec.read_slot_token(token)
         if data.get("c") != council.id or data.get("p") != property_id:
             raise InvalidInput("slot token was offered for another property", field="slot_token")
-        offered_job = JobSpec.model_validate(data["j"])
+        try:
+            offered_job = JobSpec.from_compact(data["j"])
+        except (KeyError, TypeError, ValueError):
+            raise InvalidInput("slot token is malformed", field="slot_token") from None
         if (offered_job.trade, offered_job.size) != (job.trade, job.size):
             raise InvalidInput("slot token was offered for a different job", field="slot_token")
         from datetime import datetime
@@ -410,6 +413,9 @@ class Bookings:
                 return  # the crash reconciler already settled it
             r.status = "failed"
             await _drop_reconcile(s, council.id, reference)
+            # Whatever the scheduler said, cancel anything it may hold under this reference
+            # (e.g. an order created before it said the slot was gone); a no-op otherwise.
+            enqueue(s, council.id, "booking.compensate", {"reference": reference})
             if keep_answer:
                 await self._finish_idempotency(
                     s, council, client_id, key, exc.status, problem_body(exc)
@@ -422,7 +428,6 @@ class Bookings:
                         IdempotencyRecord.key == key,
                     )
                 )
-                enqueue(s, council.id, "booking.compensate", {"reference": reference})
 
     # -- change and cancel -------------------------------------------------------------------
     async def reschedule(self, council: Council, reference: str, token: str) -> dict[str, Any]:

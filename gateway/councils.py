@@ -51,6 +51,8 @@ class Council:
     breakers: dict[str, CircuitBreaker] = field(default_factory=dict)
     stats: CallStats = field(default_factory=CallStats)
     guards: dict[str, Guarded] = field(default_factory=dict)
+    breaker_threshold: int = 5
+    breaker_cooldown: float = 30.0
 
     @property
     def config(self):  # type: ignore[no-untyped-def]
@@ -79,7 +81,7 @@ class Council:
     def breaker(self, name: str) -> CircuitBreaker:
         b = self.breakers.get(name)
         if b is None:
-            b = self.breakers[name] = CircuitBreaker()
+            b = self.breakers[name] = CircuitBreaker(self.breaker_threshold, self.breaker_cooldown)
         return b
 
     def _guarded(self, name: str, base: type[Adaptor], what: str) -> Any:

@@ -120,8 +120,10 @@ class Property(BaseModel):
     address_lines: list[str]
     postcode: str
     kind: PropertyKind = PropertyKind.DWELLING
-    parent_id: str | None = Field(None, description="the block or estate this is part of")
-    online_repairs: bool = Field(True, description="whether repairs can be reported online here")
+    parent_id: str | None = Field(default=None, description="the block or estate this is part of")
+    online_repairs: bool = Field(
+        default=True, description="whether repairs can be reported online here"
+    )
     ineligible_reason: str | None = None
 
 
@@ -135,6 +137,27 @@ class JobSpec(BaseModel):
     size: JobSize
     duration_minutes: int
     priority: Priority = Priority.NORMAL
+
+    def compact(self) -> list[Any]:
+        """A short JSON form for slot tokens and cursors."""
+        return [
+            self.sor_code,
+            self.trade.value,
+            self.size.value,
+            self.duration_minutes,
+            self.priority.value,
+        ]
+
+    @classmethod
+    def from_compact(cls, data: list[Any]) -> JobSpec:
+        sor, trade, size, minutes, priority = data
+        return cls(
+            sor_code=sor,
+            trade=Trade(trade),
+            size=JobSize(size),
+            duration_minutes=int(minutes),
+            priority=Priority(priority),
+        )
 
 
 class VendorSlot(BaseModel):

@@ -50,6 +50,8 @@ class Runtime:
         self.stats = CallStats()
         for council in councils.values():
             council.stats = self.stats
+            council.breaker_threshold = settings.breaker_threshold
+            council.breaker_cooldown = settings.breaker_cooldown_seconds
         self._flusher: asyncio.Task[None] | None = None
 
     async def start(self) -> None:

@@ -171,7 +171,7 @@ class Gateway:
             if (
                 state.get("c") != council.id
                 or state.get("p") != prop.id
-                or state.get("j") != job.model_dump(mode="json")
+                or state.get("j") != job.compact()
             ):
                 raise InvalidInput("cursor belongs to a different search", field="cursor")
             name, resume = str(state["a"]), state.get("r")
@@ -186,7 +186,7 @@ class Gateway:
         shadow = council.shadow_for("appointments")
         if shadow and shadow != name and not cursor:
             self.shadow.appointments(council, name, shadow, query, page.slots)
-        jd = job.model_dump(mode="json")
+        jd = job.compact()
         offered = [
             OfferedSlot(
                 s,

@@ -23,6 +23,8 @@ class Settings(BaseSettings):
     outbox_max_attempts: int = 12
     reconcile_after_seconds: float = 120.0  # a booking with no recorded outcome is checked
     request_budget_seconds: float = 25.0
+    breaker_threshold: int = 5  # consecutive failures that open an adaptor's circuit
+    breaker_cooldown_seconds: float = 30.0  # rest before a half-open probe
     max_body_bytes: int = 64 * 1024
     log_level: str = "info"
 

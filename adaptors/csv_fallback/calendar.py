@@ -24,8 +24,17 @@ class Calendar:
             if config.bank_holidays
             else {}
         )
+        ref = date(2026, 1, 5)  # labels depend on wall-clock times only: work them out once
         self._templates = sorted(
-            ((parse_clock(t.start), parse_clock(t.end), t.label) for t in config.slots),
+            (
+                parse_clock(t.start),
+                parse_clock(t.end),
+                t.label
+                or label_for(
+                    at_london(ref, parse_clock(t.start)), at_london(ref, parse_clock(t.end))
+                ),
+            )
+            for t in config.slots
         )
 
     def is_open(self, day: date) -> bool:
@@ -42,7 +51,7 @@ class Calendar:
                 for start_clock, end_clock, label in self._templates:
                     start, end = at_london(day, start_clock), at_london(day, end_clock)
                     if (end - start) >= timedelta(minutes=minutes):
-                        todays.append((start, end, label or label_for(start, end)))
+                        todays.append((start, end, label))
                 yield from sorted(todays, key=lambda s: (s[0], s[1]))
             day += timedelta(days=1)
 

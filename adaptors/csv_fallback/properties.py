@@ -15,6 +15,7 @@ Two input layouts are accepted (detected from the header):
 from __future__ import annotations
 
 import csv
+import functools
 import json
 import os
 import sqlite3
@@ -204,6 +205,15 @@ class PropertyIndex:
         )
 
     def by_postcode(self, postcode: str) -> list[Property]:
+        return list(self._by_postcode(postcode))
+
+    def by_id(self, property_id: str) -> Property | None:
+        return self._by_id(property_id)
+
+    # The index file never changes while open (a rebuild writes a new file), so answers are
+    # cached: Property objects are immutable. Bounded: a national file has ~2M postcodes.
+    @functools.lru_cache(maxsize=65_536)  # noqa: B019 - one index per adaptor, lives as long
+    def _by_postcode(self, postcode: str) -> tuple[Property, ...]:
         rows = (
             self._conn()
             .execute(
@@ -213,9 +223,10 @@ class PropertyIndex:
             )
             .fetchall()
         )
-        return [self._property(r) for r in rows]
+        return tuple(self._property(r) for r in rows)
 
-    def by_id(self, property_id: str) -> Property | None:
+    @functools.lru_cache(maxsize=65_536)  # noqa: B019
+    def _by_id(self, property_id: str) -> Property | None:
         row = (
             self._conn()
             .execute(

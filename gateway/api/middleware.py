@@ -27,6 +27,19 @@ LATENCY = Histogram(
 )
 
 
+_children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+
+
+def _metrics(route: str, method: str, status: int, elapsed: float) -> None:
+    """Count and time a request; label children are looked up once per combination."""
+    key = (route, method, status)
+    pair = _children.get(key)
+    if pair is None:
+        pair = _children[key] = (REQUESTS.labels(route, method, str(status)), LATENCY.labels(route))
+    pair[0].inc()
+    pair[1].observe(elapsed)
+
+
 class RequestContext:
     def __init__(self, app: ASGIApp, max_body_bytes: int, budget_seconds: float = 25.0) -> None:
         self.app = app
@@ -78,8 +91,7 @@ class RequestContext:
         finally:
             elapsed = time.perf_counter() - start
             route = getattr(scope.get("route"), "path", None) or "unmatched"
-            REQUESTS.labels(route, scope["method"], str(status)).inc()
-            LATENCY.labels(route).observe(elapsed)
+            _metrics(route, scope["method"], status, elapsed)
             log.info(
                 "request",
                 method=scope["method"],

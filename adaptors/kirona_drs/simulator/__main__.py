@@ -1,8 +1,19 @@
-"""``python -m adaptors.kirona_drs.simulator --port N [--availability-latency 1,2]``."""
+"""``python -m adaptors.kirona_drs.simulator --port N [--availability-latency 1,2]``.
+
+``--state-file PATH`` keeps orders, bookings and diary usage across restarts (kill -9
+included): the state is written (atomically) before any reply to a POST is sent, and read back
+at start. Sessions are not kept: a restarted DRS has forgotten them, as the real one does.
+"""
 
 from __future__ import annotations
 
 import argparse
+import itertools
+import os
+import pickle
+import re
+from pathlib import Path
+from typing import Any
 
 import uvicorn
 
@@ -12,6 +23,60 @@ from adaptors.kirona_drs.simulator.app import Simulator
 def _latency(text: str) -> float | list[float]:
     parts = [float(p) for p in text.split(",") if p.strip()]
     return parts[0] if len(parts) == 1 else parts
+
+
+def save_state(sim: Simulator, path: Path) -> None:
+    st = sim.state
+    match = re.search(r"\d+", repr(st._ids))
+    data = {
+        "orders": st.orders,
+        "usage": st.usage,
+        "next_id": int(match.group(0)) if match else 1001,
+        "clock": st.clock,
+        "capacity": st.capacity,
+        "working_days": st.working_days,
+        "areas": st.areas,
+    }
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_bytes(pickle.dumps(data))
+    os.replace(tmp, path)
+
+
+def load_state(sim: Simulator, path: Path) -> None:
+    if not path.exists():
+        return
+    data: dict[str, Any] = pickle.loads(path.read_bytes())  # noqa: S301 - our own file
+    st = sim.state
+    st.orders, st.usage = data["orders"], data["usage"]
+    st._ids = itertools.count(int(data["next_id"]))
+    st.clock, st.capacity = data["clock"], data["capacity"]
+    st.working_days, st.areas = tuple(data["working_days"]), dict(data["areas"])
+
+
+class SaveBeforeReply:
+    """ASGI wrapper: after a POST is handled, save the state before the reply starts."""
+
+    def __init__(self, sim: Simulator, path: Path) -> None:
+        self.sim, self.path = sim, path
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or scope["method"] != "POST":
+            await self.sim(scope, receive, send)
+            return
+        saved = False
+
+        async def send_after_save(message: dict[str, Any]) -> None:
+            nonlocal saved
+            if message["type"] == "http.response.start" and not saved:
+                saved = True
+                save_state(self.sim, self.path)
+            await send(message)
+
+        try:
+            await self.sim(scope, receive, send_after_save)
+        finally:
+            if not saved:
+                save_state(self.sim, self.path)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -26,6 +91,12 @@ def main(argv: list[str] | None = None) -> None:
         help="seconds per checkAvailability call, or MIN,MAX (real DRS: 1,2+)",
     )
     parser.add_argument("--latency", default="0", help="seconds for every other call")
+    parser.add_argument(
+        "--capacity", type=int, default=None, help="operatives per trade (default: seeded)"
+    )
+    parser.add_argument(
+        "--state-file", type=Path, default=None, help="keep orders across restarts in this file"
+    )
     args = parser.parse_args(argv)
     sim = Simulator(
         latency={
@@ -35,7 +106,13 @@ def main(argv: list[str] | None = None) -> None:
         login=args.login,
         password=args.password,
     )
-    uvicorn.run(sim, host=args.host, port=args.port, log_level="warning", access_log=False)
+    if args.capacity is not None:
+        sim.state.capacity = args.capacity
+    app: Any = sim
+    if args.state_file is not None:
+        load_state(sim, args.state_file)
+        app = SaveBeforeReply(sim, args.state_file)
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning", access_log=False)
 
 
 if __name__ == "__main__":

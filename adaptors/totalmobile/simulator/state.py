@@ -119,6 +119,7 @@ class SimState:
             "tokens_issued": self.counters.get("tokens_issued", 0),
             "bookings": sum(1 for j in self.jobs.values() if j.get("appointment")),
             "references": sorted(self.jobs),
+            "booked_references": sorted(r for r, j in self.jobs.items() if j.get("appointment")),
             "deletions": list(self.deletions),
             "requests": {k[4:]: v for k, v in self.counters.items() if k.startswith("req:")},
             "faults_pending": len(self.rules),

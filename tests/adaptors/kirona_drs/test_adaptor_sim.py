@@ -22,7 +22,6 @@ from gateway.domain import (
 )
 from gateway.errors import (
     BackendAuthFailed,
-    BackendRejected,
     BackendUnavailable,
     InvalidInput,
     SlotUnavailable,
@@ -350,7 +349,7 @@ async def test_slow_availability_is_an_outage(sim: Sim, make_adaptor: AdaptorFac
 async def test_soap_fault_and_status_error(sim: Sim, make_adaptor: AdaptorFactory) -> None:
     drs = make_adaptor(search_days=7)
     sim.faults({"op": "checkAvailability", "kind": "fault", "message": "NullPointerException"})
-    with pytest.raises(BackendRejected):
+    with pytest.raises(BackendUnavailable):  # a soap:Server fault is DRS failing, not a "no"
         await drs.availability(query())
     sim.faults(
         {

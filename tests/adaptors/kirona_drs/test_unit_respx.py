@@ -329,6 +329,18 @@ async def test_reads_are_retried_on_connection_errors(drs: FakeDRS, tmp_path: Pa
                 ),
                 headers={"Content-Type": "text/xml"},
             ),
+            BackendUnavailable,  # the backend's own failure: retried by the outbox, not dead
+        ),
+        (
+            httpx.Response(
+                500,
+                text=(
+                    '<soap:Envelope xmlns:soap="http://schemas.xmlsoap.org/soap/envelope/"><soap:Body>'
+                    "<soap:Fault><faultcode>soap:Client</faultcode><faultstring>Bad</faultstring>"
+                    "</soap:Fault></soap:Body></soap:Envelope>"
+                ),
+                headers={"Content-Type": "text/xml"},
+            ),
             BackendRejected,
         ),
         (
