@@ -45,6 +45,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+from adaptors.csv_fallback.properties import NATIVE
 from bench.loadgen import LoadResult, percentile, run_load, wrk_path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -543,19 +544,7 @@ REASONS = [
     "Repairs here are managed by a housing association",
     "Right to Buy completed",
 ]
-HEADER = [
-    "property_id",
-    "uprn",
-    "address_line_1",
-    "address_line_2",
-    "address_line_3",
-    "address_line_4",
-    "postcode",
-    "kind",
-    "parent_id",
-    "repairable",
-    "reason",
-]
+HEADER = NATIVE  # the CSV fallback's own column list
 OPEN_POSTCODES = 500  # rows of this many postcodes are interleaved, as in an export by id
 
 

@@ -7,65 +7,37 @@ state is written (atomically) before any reply to a POST is sent, and read back 
 from __future__ import annotations
 
 import argparse
-import os
-import pickle
 from pathlib import Path
-from typing import Any
 
 import uvicorn
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp
 
 from adaptors.civica_uh.simulator.app import create_app
 from adaptors.civica_uh.simulator.service import Faults, UHState
+from adaptors.simkit import SaveBeforeReply, read_pickle, write_pickle
+
+# The state a restart keeps: UHState attributes, pickled under the state's lock.
+KEPT = ("requests", "orders", "next_order", "next_request")
 
 
 def save_state(state: UHState, path: Path) -> None:
     with state.lock:
-        data = {
-            "requests": state.requests,
-            "orders": state.orders,
-            "next_order": state.next_order,
-            "next_request": state.next_request,
-        }
-        blob = pickle.dumps(data)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(blob)
-    os.replace(tmp, path)
+        write_pickle(path, {name: getattr(state, name) for name in KEPT})
 
 
 def load_state(state: UHState, path: Path) -> None:
-    if not path.exists():
+    data = read_pickle(path)
+    if data is None:
         return
-    data: dict[str, Any] = pickle.loads(path.read_bytes())  # noqa: S301 - our own file
     state.requests.update(data["requests"])
     state.orders.update(data["orders"])
     state.next_order, state.next_request = data["next_order"], data["next_request"]
 
 
-class SaveBeforeReply:
-    """ASGI middleware: after a POST is handled, save the state before the reply starts."""
-
-    def __init__(self, app: ASGIApp, state: UHState, path: Path) -> None:
-        self.app, self.state, self.path = app, state, path
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["method"] != "POST":
-            await self.app(scope, receive, send)
-            return
-        saved = False
-
-        async def send_after_save(message: Message) -> None:
-            nonlocal saved
-            if message["type"] == "http.response.start" and not saved:
-                saved = True
-                save_state(self.state, self.path)
-            await send(message)
-
-        try:
-            await self.app(scope, receive, send_after_save)
-        finally:
-            if not saved:
-                save_state(self.state, self.path)
+def keep_state(app: ASGIApp, state: UHState, path: Path) -> ASGIApp:
+    """``--state-file``: restore ``state`` from ``path``, then save it before each POST's reply."""
+    load_state(state, path)
+    return SaveBeforeReply(app, lambda: save_state(state, path), methods=("POST",))
 
 
 def main() -> None:
@@ -84,8 +56,7 @@ def main() -> None:
     )
     app: ASGIApp = create_app(state)
     if args.state_file is not None:
-        load_state(state, args.state_file)
-        app = SaveBeforeReply(app, state, args.state_file)
+        app = keep_state(app, state, args.state_file)
     uvicorn.run(app, host=args.host, port=args.port, log_level="warning", access_log=False)
 
 

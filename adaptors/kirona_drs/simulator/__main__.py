@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import os
-import pickle
 import re
 from pathlib import Path
 from typing import Any
@@ -18,6 +16,7 @@ from typing import Any
 import uvicorn
 
 from adaptors.kirona_drs.simulator.app import Simulator
+from adaptors.simkit import SaveBeforeReply, read_pickle, write_pickle
 
 
 def _latency(text: str) -> float | list[float]:
@@ -28,24 +27,24 @@ def _latency(text: str) -> float | list[float]:
 def save_state(sim: Simulator, path: Path) -> None:
     st = sim.state
     match = re.search(r"\d+", repr(st._ids))
-    data = {
-        "orders": st.orders,
-        "usage": st.usage,
-        "next_id": int(match.group(0)) if match else 1001,
-        "clock": st.clock,
-        "capacity": st.capacity,
-        "working_days": st.working_days,
-        "areas": st.areas,
-    }
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(pickle.dumps(data))
-    os.replace(tmp, path)
+    write_pickle(
+        path,
+        {
+            "orders": st.orders,
+            "usage": st.usage,
+            "next_id": int(match.group(0)) if match else 1001,
+            "clock": st.clock,
+            "capacity": st.capacity,
+            "working_days": st.working_days,
+            "areas": st.areas,
+        },
+    )
 
 
 def load_state(sim: Simulator, path: Path) -> None:
-    if not path.exists():
+    data = read_pickle(path)
+    if data is None:
         return
-    data: dict[str, Any] = pickle.loads(path.read_bytes())  # noqa: S301 - our own file
     st = sim.state
     st.orders, st.usage = data["orders"], data["usage"]
     st._ids = itertools.count(int(data["next_id"]))
@@ -53,30 +52,11 @@ def load_state(sim: Simulator, path: Path) -> None:
     st.working_days, st.areas = tuple(data["working_days"]), dict(data["areas"])
 
 
-class SaveBeforeReply:
-    """ASGI wrapper: after a POST is handled, save the state before the reply starts."""
-
-    def __init__(self, sim: Simulator, path: Path) -> None:
-        self.sim, self.path = sim, path
-
-    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        if scope["type"] != "http" or scope["method"] != "POST":
-            await self.sim(scope, receive, send)
-            return
-        saved = False
-
-        async def send_after_save(message: dict[str, Any]) -> None:
-            nonlocal saved
-            if message["type"] == "http.response.start" and not saved:
-                saved = True
-                save_state(self.sim, self.path)
-            await send(message)
-
-        try:
-            await self.sim(scope, receive, send_after_save)
-        finally:
-            if not saved:
-                save_state(self.sim, self.path)
+def keep_state(sim: Simulator, path: Path) -> Any:
+    """``--state-file``: restore ``sim`` from ``path``, then save it before each POST's reply."""
+    load_state(sim, path)
+    app: Any = sim  # Simulator types its scope as a dict, not Starlette's Scope
+    return SaveBeforeReply(app, lambda: save_state(sim, path), methods=("POST",))
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -110,8 +90,7 @@ def main(argv: list[str] | None = None) -> None:
         sim.state.capacity = args.capacity
     app: Any = sim
     if args.state_file is not None:
-        load_state(sim, args.state_file)
-        app = SaveBeforeReply(sim, args.state_file)
+        app = keep_state(sim, args.state_file)
     uvicorn.run(app, host=args.host, port=args.port, log_level="warning", access_log=False)
 
 

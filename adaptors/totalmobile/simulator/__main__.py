@@ -10,66 +10,41 @@ start. Tokens are not kept: a restarted identity server has forgotten them.
 from __future__ import annotations
 
 import argparse
-import os
-import pickle
 from pathlib import Path
-from typing import Any
 
 import uvicorn
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp
 
+from adaptors.simkit import SaveBeforeReply, read_pickle, write_pickle
 from adaptors.totalmobile.simulator.app import build
 from adaptors.totalmobile.simulator.state import SimState
 
+# The state a restart keeps: SimState attributes (not tokens, nor the client's credentials).
+KEPT = (
+    "jobs",
+    "usage",
+    "deletions",
+    "counters",
+    "visit_seq",
+    "capacity",
+    "default_capacity",
+    "token_ttl_seconds",
+)
+
 
 def save_state(state: SimState, path: Path) -> None:
-    data = {
-        "jobs": state.jobs,
-        "usage": state.usage,
-        "deletions": state.deletions,
-        "counters": state.counters,
-        "visit_seq": state.visit_seq,
-        "capacity": state.capacity,
-        "default_capacity": state.default_capacity,
-        "token_ttl_seconds": state.token_ttl_seconds,
-    }
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(pickle.dumps(data))
-    os.replace(tmp, path)
+    write_pickle(path, {name: getattr(state, name) for name in KEPT})
 
 
 def load_state(state: SimState, path: Path) -> None:
-    if not path.exists():
-        return
-    data: dict[str, Any] = pickle.loads(path.read_bytes())  # noqa: S301 - our own file
-    for name, value in data.items():
+    for name, value in (read_pickle(path) or {}).items():
         setattr(state, name, value)
 
 
-class SaveBeforeReply:
-    """ASGI middleware: after a write is handled, save the state before the reply starts."""
-
-    def __init__(self, app: ASGIApp, state: SimState, path: Path) -> None:
-        self.app, self.state, self.path = app, state, path
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["method"] not in ("POST", "DELETE"):
-            await self.app(scope, receive, send)
-            return
-        saved = False
-
-        async def send_after_save(message: Message) -> None:
-            nonlocal saved
-            if message["type"] == "http.response.start" and not saved:
-                saved = True
-                save_state(self.state, self.path)
-            await send(message)
-
-        try:
-            await self.app(scope, receive, send_after_save)
-        finally:
-            if not saved:
-                save_state(self.state, self.path)
+def keep_state(app: ASGIApp, state: SimState, path: Path) -> ASGIApp:
+    """``--state-file``: restore ``state`` from ``path``, then save it before each write's reply."""
+    load_state(state, path)
+    return SaveBeforeReply(app, lambda: save_state(state, path), methods=("POST", "DELETE"))
 
 
 def main() -> None:
@@ -104,8 +79,7 @@ def main() -> None:
     )
     app = build(state)
     if args.state_file is not None:
-        load_state(state, args.state_file)
-        app = SaveBeforeReply(app, state, args.state_file)
+        app = keep_state(app, state, args.state_file)
     uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level, access_log=False)
 
 
