@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint bench clean
+.PHONY: run test lint bench bench-load clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -23,8 +23,17 @@ lint: $(STAMP)
 test: lint
 	$(BIN)/pytest -q -ra
 
+# Benchmarks (not part of the tests): figures go to bench/RESULTS.md.
 bench: $(STAMP)
-	$(BIN)/python -m bench.run_all
+	$(BIN)/python -m bench.bench_foundation
+	$(BIN)/python -m bench.bench_civica_uh
+	$(BIN)/python -m bench.bench_kirona_drs
+	$(BIN)/python -m bench.bench_totalmobile
+	$(BIN)/python -m bench.fault_campaign --bookings 1000 --seed 1
+
+bench-load: $(STAMP)
+	$(BIN)/python -m bench.load_run --minutes 5 --db sqlite
+	$(BIN)/python -m bench.load_run --minutes 5 --db postgres
 
 clean:
 	rm -rf $(VENV) data .pytest_cache .mypy_cache .ruff_cache

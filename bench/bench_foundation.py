@@ -728,9 +728,13 @@ def child_lookup(index_path: str, csv_path: str, sample_path: str) -> None:
     first_ms = (clock() - t) / 1e6
     out: dict[str, Any] = {"first_lookup_ms": first_ms, "lookups": len(sample)}
 
+    # The index keeps an in-memory LRU of answers; every lookup here is timed cold (cache
+    # cleared first), so the figures are the index's, whatever the sample's repeats.
+    cold = idx._by_postcode.cache_clear
     lat: list[int] = []
     rows = 0
     for pc in sample:
+        cold()
         t = clock()
         got = idx.by_postcode(pc)
         lat.append(clock() - t)
@@ -764,6 +768,7 @@ def child_lookup(index_path: str, csv_path: str, sample_path: str) -> None:
         await adaptor.start()
         lat: list[int] = []
         for pc in sample:
+            cold()
             t = clock()
             await adaptor.addresses(pc)
             lat.append(clock() - t)

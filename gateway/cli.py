@@ -178,6 +178,10 @@ def check(config_dir: ConfigDir = Path("deploy/config")) -> None:
         councils, problems = load_councils(config_dir, settings.data_dir, None)
     except ConfigError as exc:
         councils, problems = {}, exc.problems
+    from gateway.plugins import discover
+
+    for name, why in sorted(discover().errors.items()):
+        typer.echo(f"plugin {name}: failed to load: {why} (warning)")
     for p in problems:
         typer.echo(str(p))
     for cid, c in sorted(councils.items()):

@@ -50,8 +50,9 @@ class GatewayHandle:
 
     def client_for(self, key: str | None) -> httpx.AsyncClient:
         headers = {"Authorization": f"Bearer {key}"} if key else {}
+        # as a real server would: an unhandled error is a 500 answer, not a test-side exception
         return httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=self.app),
+            transport=httpx.ASGITransport(app=self.app, raise_app_exceptions=False),
             base_url="http://gateway.test",
             headers=headers,
             timeout=60,

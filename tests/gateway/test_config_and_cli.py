@@ -72,3 +72,48 @@ def test_bad_config_stops_serve_with_a_clear_message(tmp_path: Path) -> None:
     result = runner.invoke(app, ["serve", "--config-dir", str(tmp_path), "--port", "1"])
     assert result.exit_code == 2
     assert "demo.yaml:" in result.output and "not valid YAML" in result.output
+
+
+def test_export_bookings_as_csv_for_councils_working_by_hand(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    import asyncio
+    import csv
+    import io
+
+    from tests.gatewaykit import running_gateway
+
+    council, files = demo_council()
+    db = tmp_path / "gateway.db"
+
+    async def book_one() -> tuple[str, str]:
+        async with running_gateway(
+            tmp_path, {"demo": council}, files, database_url=f"sqlite:///{db}"
+        ) as gw:
+            slots = (
+                await gw.client.get(
+                    "/v1/councils/demo/appointments",
+                    params={"property_id": "00012345", "sor_code": "N631111", "page_size": 1},
+                )
+            ).json()
+            start = slots["slots"][0]["start"]
+            r = await gw.client.post(
+                "/v1/councils/demo/repairs",
+                headers={"Idempotency-Key": "x"},
+                json={
+                    "property_id": "00012345",
+                    "sor_code": "N631111",
+                    "description": "Tap drips",
+                    "slot_token": slots["slots"][0]["slot_token"],
+                    "contact": {"name": "A Resident", "phone": "07700900001"},
+                },
+            )
+            return str(r.json()["reference"]), str(start)
+
+    ref, start = asyncio.run(book_one())
+    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{db}")
+    result = runner.invoke(app, ["export", "bookings", "demo"])
+    assert result.exit_code == 0, result.output
+    rows = list(csv.DictReader(io.StringIO(result.output)))
+    assert [(x["reference"], x["sor_code"], x["contact_phone"]) for x in rows] == [
+        (ref, "N631111", "07700900001")
+    ]
+    assert rows[0]["appointment_start"] == start

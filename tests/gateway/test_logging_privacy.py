@@ -85,3 +85,53 @@ async def test_nothing_a_resident_typed_reaches_the_logs(tmp_path: Path) -> None
         "Minster Yard",
     ):
         assert secret not in logs, secret
+
+
+async def test_backend_failures_do_not_leak_what_was_submitted(tmp_path: Path) -> None:
+    """An adaptor failing with personal data in its exception text: nothing reaches the logs."""
+    stream = io.StringIO()
+    configure("debug", stream=stream)
+    try:
+        council, files = demo_council()
+        async with running_gateway(tmp_path, {"demo": council}, files) as gw:
+            adaptor = gw.runtime.councils["demo"].adaptors["demo_csv"]
+            slots = (
+                await gw.client.get(
+                    "/v1/councils/demo/appointments",
+                    params={"property_id": "00012345", "sor_code": "N631111", "page_size": 2},
+                )
+            ).json()
+            body = {
+                "property_id": "00012345",
+                "sor_code": "N631111",
+                "description": DESCRIPTION,
+                "contact": {"name": NAME, "phone": PHONE},
+                "slot_token": slots["slots"][0]["slot_token"],
+            }
+
+            async def explodes(order: object) -> None:
+                raise RuntimeError(f"vendor said no to {NAME} {PHONE} {DESCRIPTION}")
+
+            adaptor.book = explodes  # type: ignore[method-assign]
+            r = await gw.client.post(
+                "/v1/councils/demo/repairs", json=body, headers={"Idempotency-Key": "boom"}
+            )
+            assert r.status_code in (500, 503)
+            assert NAME not in r.text and PHONE not in r.text  # nor to the caller
+            from gateway.errors import BackendUnavailable
+
+            async def down(order: object) -> None:
+                raise BackendUnavailable(f"timeout booking for {PHONE}")
+
+            adaptor.book = down  # type: ignore[method-assign]
+            r = await gw.client.post(
+                "/v1/councils/demo/repairs", json=body, headers={"Idempotency-Key": "down"}
+            )
+            assert r.status_code == 503 and r.headers["retry-after"]
+            await gw.drain_outbox()
+    finally:
+        configure("info")
+    logs = stream.getvalue()
+    assert '"status": 503' in logs or '"status": 500' in logs
+    for secret in (NAME, PHONE, DESCRIPTION):
+        assert secret not in logs, secret
