@@ -117,3 +117,18 @@ def test_export_bookings_as_csv_for_councils_working_by_hand(tmp_path: Path, mon
         (ref, "N631111", "07700900001")
     ]
     assert rows[0]["appointment_start"] == start
+
+
+def test_the_simulated_councils_config_stays_valid(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """deploy/simulated (demo --with-simulators) names real adaptor options."""
+    from gateway.cli import SIMULATOR_SECRETS
+
+    for name, value in SIMULATOR_SECRETS.items():
+        monkeypatch.setenv(name, value)
+    simulated = DEMO_CONFIG.parent / "simulated"
+    result = runner.invoke(app, ["check", "--config-dir", str(simulated)])
+    assert result.exit_code == 0, result.output
+    assert "lincoln: 3 adaptor(s)" in result.output
+    monkeypatch.delenv("DRS_PASSWORD")
+    result = runner.invoke(app, ["check", "--config-dir", str(simulated)])
+    assert result.exit_code == 1 and "DRS_PASSWORD is not set" in result.output
