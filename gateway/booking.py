@@ -238,6 +238,7 @@ class Bookings:
             council=council.id,
             reference=reference,
             property_id=prop.id,
+            postcode=prop.postcode,
             sor_code=job.sor_code,
             trade=job.trade.value,
             size=job.size.value,
@@ -362,19 +363,31 @@ class Bookings:
             r = await _locked_repair(s, council.id, reference)
             if r.status == "booked":  # the crash reconciler confirmed it first
                 return 201, repair_view(r)
-            if r.status != "booking":
+            settled_elsewhere = r.status != "booking"
+            if settled_elsewhere:
                 # The reconciler gave up on this booking before the scheduler answered; its
-                # compensation may already have run, so queue another (cancel is idempotent).
+                # compensation may already have run, so queue another (cancel is idempotent)
+                # and release the key so the resident's retry starts afresh. Committed here,
+                # before the error is raised below.
                 enqueue(s, council.id, "booking.compensate", {"reference": reference})
-                raise BackendUnavailable(
-                    "the booking could not be confirmed in time; please try again", retry_after=5
+                await s.execute(
+                    delete(IdempotencyRecord).where(
+                        IdempotencyRecord.council == council.id,
+                        IdempotencyRecord.client_id == client_id,
+                        IdempotencyRecord.key == key,
+                    )
                 )
-            self._apply_confirmation(r, conf, slot)
-            body = repair_view(r)
-            await self._finish_idempotency(s, council, client_id, key, 201, body)
-            await self._after_confirmed(s, council, r)
-            await _drop_reconcile(s, council.id, reference)
+            else:
+                self._apply_confirmation(r, conf, slot)
+                body = repair_view(r)
+                await self._finish_idempotency(s, council, client_id, key, 201, body)
+                await self._after_confirmed(s, council, r)
+                await _drop_reconcile(s, council.id, reference)
         self.worker.wake()
+        if settled_elsewhere:
+            raise BackendUnavailable(
+                "the booking could not be confirmed in time; please try again", retry_after=5
+            )
         return 201, body
 
     @staticmethod
@@ -442,12 +455,17 @@ class Bookings:
             )
         conf = await council.scheduler(r.scheduler).reschedule(handle, slot)
         async with self.db.transaction() as s:
-            row = await s.get(Repair, r.id)
-            assert row is not None
-            self._apply_confirmation(row, conf, slot)
-            self._notify(s, council, row, "rescheduled")
+            row = await _locked_repair(s, council.id, r.reference)
+            moved = row.status == "booked"
+            if moved:
+                self._apply_confirmation(row, conf, slot)
+                self._notify(s, council, row, "rescheduled")
+            else:  # cancelled meanwhile: take back what the move just booked
+                enqueue(s, council.id, "booking.compensate", {"reference": row.reference})
             view = repair_view(row)
         self.worker.wake()
+        if not moved:
+            raise Conflict(f"repair {r.reference} was {row.status} while it was being moved")
         return view
 
     async def cancel(self, council: Council, reference: str, reason: str) -> dict[str, Any]:
@@ -461,11 +479,14 @@ class Bookings:
                 f"an operative is already working on repair {r.reference}; "
                 "please call the council to stop it"
             )
-        if r.scheduler and r.status == "booked":
+        if r.status == "booking":
+            raise Conflict(f"repair {r.reference} is still being booked; try again in a minute")
+        if r.scheduler:  # whatever the last status said, make sure the scheduler lets it go
             await council.scheduler(r.scheduler).cancel(handle_of(r), reason)
         async with self.db.transaction() as s:
-            row = await s.get(Repair, r.id)
-            assert row is not None
+            row = await _locked_repair(s, council.id, r.reference)
+            if row.status == "cancelled":  # a concurrent cancel got there first
+                return repair_view(row)
             row.status = "cancelled"
             if row.works_order_adaptor:
                 enqueue(s, council.id, "works_order.cancel", {"reference": row.reference})
@@ -483,11 +504,11 @@ class Bookings:
                 return repair_view(r)
             if st.status != RepairStatus.BOOKED or (st.start and st.start != r.slot_start):
                 async with self.db.transaction() as s:
-                    row = await s.get(Repair, r.id)
-                    assert row is not None
-                    row.status = st.status.value
-                    if st.start and st.end:
-                        row.slot_start, row.slot_end = st.start, st.end
+                    row = await _locked_repair(s, council.id, r.reference)
+                    if row.status == "booked":  # not changed by a move or cancel meanwhile
+                        row.status = st.status.value
+                        if st.start and st.end:
+                            row.slot_start, row.slot_end = st.start, st.end
                     r = row
         return repair_view(r)
 
@@ -551,7 +572,7 @@ class Bookings:
         if loaded is None:
             return
         council, r = loaded
-        if r.status != "failed" or not r.scheduler:
+        if r.status not in ("failed", "cancelled") or not r.scheduler:
             return
         assert r.scheduler is not None
         await council.scheduler(r.scheduler).cancel(handle_of(r), "booking failed")
@@ -657,4 +678,5 @@ def _route_req(council: Council, capability: str, r: Repair) -> Any:
         trade=Trade(r.trade),
         priority=Priority(r.priority),
         property_id=r.property_id,
+        postcode=r.postcode,
     )

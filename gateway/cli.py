@@ -10,7 +10,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -54,6 +54,25 @@ def _fail_config(exc: ConfigError) -> None:
     raise typer.Exit(2)
 
 
+class AnsweredErrorsStayQuiet:
+    """Outermost ASGI wrapper for the server: an unexpected error has already been answered
+    (problem+json 500) and logged by type and place; without this, the server would print its
+    traceback, whose message can carry what a resident submitted. Start-up errors still
+    propagate (lifespan scope)."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        try:
+            await self.app(scope, receive, send)
+        except Exception:  # noqa: BLE001, S110 - answered and logged inside the app
+            pass
+
+
 def _serve(settings: Settings, host: str, port: int, banner: str | None = None) -> None:
     import uvicorn
 
@@ -68,7 +87,13 @@ def _serve(settings: Settings, host: str, port: int, banner: str | None = None) 
         return
     if banner:
         typer.echo(banner)
-    uvicorn.run(application, host=host, port=port, log_level="warning", access_log=False)
+    uvicorn.run(
+        AnsweredErrorsStayQuiet(application),
+        host=host,
+        port=port,
+        log_level="warning",
+        access_log=False,
+    )
 
 
 @app.command()

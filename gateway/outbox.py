@@ -208,12 +208,14 @@ class OutboxWorker:
 
 
 async def list_items(
-    database: Database, state: str | None = None, limit: int = 100
+    database: Database, state: str | None = None, limit: int = 100, council: str | None = None
 ) -> list[OutboxItem]:
     async with database.session() as s:
         q = select(OutboxItem).order_by(OutboxItem.id.desc()).limit(limit)
         if state:
             q = q.where(OutboxItem.state == state)
+        if council:
+            q = q.where(OutboxItem.council == council)
         return list((await s.execute(q)).scalars())
 
 

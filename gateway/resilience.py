@@ -81,6 +81,10 @@ class CircuitBreaker:
                 )
             self._probing = True
 
+    def release_probe(self) -> None:
+        """The call ended without an answer either way (e.g. the caller went away)."""
+        self._probing = False
+
     def success(self) -> None:
         self.failures, self.opened_at, self._probing = 0, None, False
 
@@ -192,6 +196,12 @@ class Guarded:
             except GatewayError:
                 failed = False  # an answer (slot taken, rejected input) - the backend is up
                 breaker.success()
+                raise
+            except Exception:
+                breaker.failure()  # an adaptor bug or a library error: not a healthy answer
+                raise
+            except BaseException:
+                breaker.release_probe()  # cancelled: never leave a half-open probe hanging
                 raise
             finally:
                 elapsed = time.perf_counter() - start

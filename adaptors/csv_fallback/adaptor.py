@@ -218,15 +218,16 @@ class CsvFallbackAdaptor(AddressSource, Scheduler):
             .values(used=CsvSlotUsage.used - 1)
         )
 
-    async def _booking(self, s: Any, reference: str) -> CsvBooking | None:
+    async def _booking(self, s: Any, reference: str, *, lock: bool = False) -> CsvBooking | None:
+        """The booking row; ``lock`` (in write transactions) so that two cancels or moves of
+        one booking on PostgreSQL cannot both release its place."""
+        q = select(CsvBooking).where(
+            CsvBooking.council == self.context.council,
+            CsvBooking.adaptor == self.name,
+            CsvBooking.reference == reference,
+        )
         row: CsvBooking | None = (
-            await s.execute(
-                select(CsvBooking).where(
-                    CsvBooking.council == self.context.council,
-                    CsvBooking.adaptor == self.name,
-                    CsvBooking.reference == reference,
-                )
-            )
+            await s.execute(q.with_for_update() if lock else q)
         ).scalar_one_or_none()
         return row
 
@@ -250,7 +251,7 @@ class CsvFallbackAdaptor(AddressSource, Scheduler):
             await asyncio.sleep(self.options.booking_latency_ms / 1000)
         self._usage_cache.clear()
         async with self.db.transaction() as s:
-            existing = await self._booking(s, order.reference)
+            existing = await self._booking(s, order.reference, lock=True)
             if existing is not None and existing.status == "booked":
                 return self._confirmation(existing.slot_key, order.reference)
             await self._take(s, trade, key)
@@ -275,7 +276,7 @@ class CsvFallbackAdaptor(AddressSource, Scheduler):
         key = self._slot_from_vendor(slot)
         self._usage_cache.clear()
         async with self.db.transaction() as s:
-            existing = await self._booking(s, handle.reference)
+            existing = await self._booking(s, handle.reference, lock=True)
             if existing is None or existing.status != "booked":
                 raise InvalidInput("this repair has no appointment to move", field="reference")
             if existing.slot_key == key:
@@ -290,7 +291,7 @@ class CsvFallbackAdaptor(AddressSource, Scheduler):
     async def cancel(self, handle: BookingHandle, reason: str) -> None:
         self._usage_cache.clear()
         async with self.db.transaction() as s:
-            existing = await self._booking(s, handle.reference)
+            existing = await self._booking(s, handle.reference, lock=True)
             if existing is None or existing.status != "booked":
                 return
             await self._release(s, existing.trade, existing.slot_key)

@@ -38,7 +38,7 @@ async def outbox(
     state: Annotated[str | None, Query(pattern="^(pending|done|dead)$")] = None,
 ) -> list[dict[str, Any]]:
     council = a.council
-    items = await list_items(a.runtime.database, state, 200)
+    items = await list_items(a.runtime.database, state, 200, council=council.id)
     return [
         {
             "id": i.id,

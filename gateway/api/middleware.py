@@ -59,14 +59,18 @@ class RequestContext:
             structlog.contextvars.clear_contextvars()
             return
         seen = 0
+        too_large = False
 
         async def limited_receive() -> Message:
-            nonlocal seen
+            # A chunked body without Content-Length: count as it arrives; past the limit the
+            # app is told the client left, and the 413 below is the answer.
+            nonlocal seen, too_large
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > self.max_body:
-                    raise _BodyTooLarge()
+                    too_large = True
+                    return {"type": "http.disconnect"}
             return message
 
         status = 500
@@ -75,6 +79,8 @@ class RequestContext:
 
         async def send_wrapper(message: Message) -> None:
             nonlocal status
+            if too_large:
+                return  # the app's answer to a cut-off body is replaced by the 413
             if message["type"] == "http.response.start":
                 status = message["status"]
                 message["headers"] = [
@@ -84,10 +90,14 @@ class RequestContext:
             await send(message)
 
         try:
-            await self.app(scope, limited_receive, send_wrapper)
-        except _BodyTooLarge:
-            await _too_large(send, self.max_body)
-            status = 413
+            try:
+                await self.app(scope, limited_receive, send_wrapper)
+            except Exception:
+                if not too_large:
+                    raise
+            if too_large:
+                await _too_large(send, self.max_body)
+                status = 413
         finally:
             elapsed = time.perf_counter() - start
             route = getattr(scope.get("route"), "path", None) or "unmatched"
@@ -100,10 +110,6 @@ class RequestContext:
                 duration_ms=round(elapsed * 1000, 2),
             )
             structlog.contextvars.clear_contextvars()
-
-
-class _BodyTooLarge(Exception):
-    pass
 
 
 async def _too_large(send: Send, limit: int) -> None:

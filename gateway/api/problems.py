@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from pathlib import PurePath
 from typing import Any
 
 import structlog
@@ -112,9 +113,9 @@ def install(app: FastAPI) -> None:
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:
         tb, where = exc.__traceback__, "?"
         while tb is not None:  # the innermost frame in the project's own code
-            name = tb.tb_frame.f_code.co_filename
-            if "/site-packages/" not in name:
-                where = f"{name.rsplit('/', 2)[-2]}/{name.rsplit('/', 1)[-1]}:{tb.tb_lineno}"
+            path = PurePath(tb.tb_frame.f_code.co_filename)
+            if "site-packages" not in path.parts and path.suffix == ".py":
+                where = f"{path.parent.name}/{path.name}:{tb.tb_lineno}"
             tb = tb.tb_next
         # the type and place only: exception messages can carry submitted values
         log.error("request.unhandled", error_type=type(exc).__name__, where=where)

@@ -66,7 +66,10 @@ class Database:
             kwargs["connect_args"] = {"timeout": 30}
         else:
             kwargs.update(pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
-        self.engine: AsyncEngine = create_async_engine(async_url(url), **kwargs)
+        # hide_parameters: a database error's text must never carry what a resident submitted
+        self.engine: AsyncEngine = create_async_engine(
+            async_url(url), hide_parameters=True, **kwargs
+        )
         if self.is_sqlite:
             event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
             event.listen(self.engine.sync_engine, "begin", _sqlite_begin)

@@ -47,6 +47,7 @@ class Repair(Base):
     council: Mapped[str] = mapped_column(String(64), index=True)
     reference: Mapped[str] = mapped_column(String(32))
     property_id: Mapped[str] = mapped_column(String(64))
+    postcode: Mapped[str | None] = mapped_column(String(16))  # for routing follow-on work
     sor_code: Mapped[str | None] = mapped_column(String(32))
     trade: Mapped[str] = mapped_column(String(32))
     size: Mapped[str] = mapped_column(String(16))
