@@ -3,6 +3,13 @@
 what callers were told against what the gateway, the schedulers and the HMS hold.
 
     .venv/bin/python -m bench.fault_campaign [--bookings 1000] [--seed 1] [--concurrency 8]
+        [--db sqlite|postgres] [--gateways N]
+
+``--db postgres`` starts a PostgreSQL server (tests/pg.py) and gives every gateway process its
+``DATABASE_URL``; ``--gateways N`` runs N gateway processes on the same database, each on its
+own port with its own outbox worker. Callers then send each request to the next process in
+turn (a retry of an Idempotency-Key often lands on another process), and each gateway kill -9
+picks one of them. Every direct read of the database goes through SQLAlchemy on that URL.
 
 Faults (each kind the issue lists): timeouts (the vendor answers after the adaptor gave up,
 having done the work), HTTP 500s / SOAP faults, connections dropped after the vendor committed,
@@ -21,6 +28,14 @@ HMS); duplicated = one booking intent confirmed under two references, or two ven
 works orders for one reference; orphaned = a scheduler order or live works order whose
 reference is not a booked repair, or a booked repair no caller was told about. Exit status 1
 if any of the three is not 0.
+
+Side effects delivered twice are counted apart ("deliveries"): works orders per reference
+(also under duplicated), ``works_order.raise`` items queued twice for one reference, and - with
+``--notify``, on by default for PostgreSQL or several gateways - resident SMS recorded by a fake
+GOV.UK Notify on loopback: the one outbox effect no vendor de-duplicates by reference, so an
+item delivered twice shows there. Notify delivery is at least once by design (a kill -9 between
+Notify's answer and the commit repeats a message); a repeat with no gateway kill between the two
+sends cannot be explained that way and fails the run, as does a booked repair with no SMS.
 """
 
 from __future__ import annotations
@@ -32,21 +47,26 @@ import os
 import random
 import shutil
 import signal
-import sqlite3
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+import uuid
 from collections import Counter
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import asdict, dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import httpx
 import yaml
+from sqlalchemy import Engine, create_engine, func, select
+from sqlalchemy.engine import make_url
 
+from gateway.storage.database import sync_url
 from tests.simulators import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -125,8 +145,8 @@ class Proc:
         await asyncio.to_thread(self.start)
 
 
-def council_config(uh: str, drs: str, tm: str) -> dict[str, Any]:
-    return {
+def council_config(uh: str, drs: str, tm: str, notify: FakeNotify | None = None) -> dict[str, Any]:
+    config: dict[str, Any] = {
         "name": "City of Lincoln (fault campaign)",
         "mappings": "sor.csv",
         "adaptors": {
@@ -173,6 +193,62 @@ def council_config(uh: str, drs: str, tm: str) -> dict[str, Any]:
         },
         "page_size": 20,
     }
+    if notify is not None:
+        config["notifications"] = {
+            "api_key": notify.api_key,
+            "base_url": notify.url,
+            "sms_templates": {"booked": notify.template},
+        }
+    return config
+
+
+class FakeNotify:
+    """GOV.UK Notify on loopback (a thread of this process) that records every message sent,
+    with the time it arrived, so a notification delivered twice can be seen."""
+
+    def __init__(self) -> None:
+        self.api_key = f"campaign-{uuid.uuid4()}-{uuid.uuid4()}"
+        self.template = str(uuid.uuid4())
+        self.sent: list[dict[str, Any]] = []
+        lock = threading.Lock()
+        sent = self.sent
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802 - http.server's name
+                n = int(self.headers.get("content-length") or 0)
+                body = json.loads(self.rfile.read(n) or b"{}")
+                with lock:
+                    sent.append(
+                        {
+                            "at": time.monotonic(),
+                            "path": self.path,
+                            "reference": body.get("reference"),
+                            "template_id": body.get("template_id"),
+                        }
+                    )
+                out = json.dumps({"id": str(uuid.uuid4()), "reference": body.get("reference")})
+                self.send_response(201)
+                self.send_header("content-type", "application/json")
+                self.send_header("content-length", str(len(out)))
+                self.end_headers()
+                self.wfile.write(out.encode())
+
+            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def __enter__(self) -> FakeNotify:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self._thread.join(10)
 
 
 @dataclass
@@ -181,20 +257,30 @@ class Stack:
     uh: Proc
     drs: Proc
     tm: Proc
-    gateway: Proc
+    gateways: list[Proc]
     key: str
+    env: dict[str, str]  # the gateway processes' environment (CLI commands use it too)
+    db_url: str
+    gateway_kills: list[tuple[float, str]] = field(default_factory=list)  # (monotonic, name)
+    _turn: int = 0
 
     @property
     def sims(self) -> list[Proc]:
         return [self.uh, self.drs, self.tm]
 
     @property
-    def db_path(self) -> Path:
-        return self.workdir / "data" / "gateway.db"
+    def gateway(self) -> Proc:
+        return self.gateways[0]
 
     @property
     def base(self) -> str:
         return f"{self.gateway.url}/v1/councils/{COUNCIL}"
+
+    def next_base(self) -> str:
+        """The council's base URL on the next gateway process in turn (round robin)."""
+        gw = self.gateways[self._turn % len(self.gateways)]
+        self._turn += 1
+        return f"{gw.url}/v1/councils/{COUNCIL}"
 
 
 def gateway_env(workdir: Path, extra: dict[str, str] | None = None) -> dict[str, str]:
@@ -240,8 +326,11 @@ def running_stack(
     capacity: int = 12,
     persist: bool = True,
     gateway_extra_env: dict[str, str] | None = None,
+    gateways: int = 1,
+    notify: FakeNotify | None = None,
 ) -> Iterator[Stack]:
-    """Simulators and a gateway process on loopback, all stopped on exit."""
+    """Simulators and ``gateways`` gateway processes (one database) on loopback, all stopped on
+    exit. The gateways start one after another, so only the first migrates the schema."""
     (workdir / "data").mkdir(parents=True, exist_ok=True)
     logs = workdir / "logs"
     logs.mkdir(exist_ok=True)
@@ -280,22 +369,29 @@ def running_stack(
         config = workdir / "config"
         config.mkdir(exist_ok=True)
         (config / f"{COUNCIL}.yaml").write_text(
-            yaml.safe_dump(council_config(uh.url, drs.url, tm.url), sort_keys=False)
+            yaml.safe_dump(council_config(uh.url, drs.url, tm.url, notify), sort_keys=False)
         )
         shutil.copy(SOR_FILE, config / "sor.csv")
         env = gateway_env(workdir, gateway_extra_env)
-        key = make_key(env)
-        gw = Proc(
-            "gateway",
-            ["-m", "gateway.cli", "serve", "--config-dir", str(config)],
-            free_port(),
-            "/health",
-            logs / "gateway.log",
-            env,
+        db_url = (
+            env.get("DATABASE_URL") or f"sqlite:///{(workdir / 'data' / 'gateway.db').resolve()}"
         )
-        gw.start()
-        started.append(gw)
-        yield Stack(workdir, uh, drs, tm, gw, key)
+        key = make_key(env)
+        gws: list[Proc] = []
+        for i in range(gateways):
+            name = "gateway" if gateways == 1 else f"gateway{i}"
+            gw = Proc(
+                name,
+                ["-m", "gateway.cli", "serve", "--config-dir", str(config)],
+                free_port(),
+                "/health",
+                logs / f"{name}.log",
+                env,
+            )
+            gw.start()
+            started.append(gw)
+            gws.append(gw)
+        yield Stack(workdir, uh, drs, tm, gws, key, env, db_url)
     finally:
         for p in reversed(started):
             p.stop()
@@ -338,14 +434,14 @@ def _retry_after(r: httpx.Response, cap: float) -> float:
 
 
 async def get_slots(
-    c: httpx.AsyncClient, base: str, prop: str, sor: str, tally: Tally, deadline: float
+    c: httpx.AsyncClient, stack: Stack, prop: str, sor: str, tally: Tally, deadline: float
 ) -> list[dict[str, Any]]:
     for _ in range(30):
         if time.monotonic() > deadline:
             break
         try:
             r = await c.get(
-                f"{base}/appointments",
+                f"{stack.next_base()}/appointments",
                 params={"property_id": prop, "sor_code": sor, "page_size": 20},
             )
         except httpx.HTTPError as exc:
@@ -361,7 +457,7 @@ async def get_slots(
 
 async def post_until_answered(
     c: httpx.AsyncClient,
-    base: str,
+    stack: Stack,
     attempt: Attempt,
     tally: Tally,
     *,
@@ -369,13 +465,16 @@ async def post_until_answered(
     wait_cap: float,
     deadline: float,
 ) -> None:
-    """Send the booking; retry the same key after a 5xx, a connection error or 409 in-progress."""
+    """Send the booking; retry the same key after a 5xx, a connection error or 409 in-progress.
+    Each try goes to the next gateway process in turn (the same one when there is one)."""
     for _ in range(tries):
         if time.monotonic() > deadline:
             return
         try:
             r = await c.post(
-                f"{base}/repairs", json=attempt.body, headers={"Idempotency-Key": attempt.key}
+                f"{stack.next_base()}/repairs",
+                json=attempt.body,
+                headers={"Idempotency-Key": attempt.key},
             )
         except httpx.HTTPError as exc:
             attempt.statuses.append(type(exc).__name__)
@@ -412,7 +511,7 @@ async def run_intent(
     prop = rng.choice(props)
     sor = JOBS[intent.trade]
     for n in range(6):  # a new slot (and key) after each "slot taken"
-        slots = await get_slots(c, stack.base, prop, sor, tally, deadline)
+        slots = await get_slots(c, stack, prop, sor, tally, deadline)
         if not slots:
             return
         slot = rng.choice(slots[:10])
@@ -427,9 +526,7 @@ async def run_intent(
             },
         )
         intent.attempts.append(attempt)
-        await post_until_answered(
-            c, stack.base, attempt, tally, tries=6, wait_cap=8, deadline=deadline
-        )
+        await post_until_answered(c, stack, attempt, tally, tries=6, wait_cap=8, deadline=deadline)
         if attempt.outcome != "slot_taken":
             return
 
@@ -528,7 +625,10 @@ async def fault_loop(
             try:
                 if gw_marks and finished >= gw_marks[0]:
                     gw_marks.pop(0)
-                    await stack.gateway.restart()
+                    # (no draw from rng with one gateway: a one-gateway run stays as it was)
+                    gw = rng.choice(stack.gateways) if len(stack.gateways) > 1 else stack.gateway
+                    stack.gateway_kills.append((time.monotonic(), gw.name))
+                    await gw.restart()
                     counts["gateway_kill_9_restart"] += 1
                 elif sim_marks and finished >= sim_marks[0]:
                     sim_marks.pop(0)
@@ -546,57 +646,68 @@ async def fault_loop(
 
 
 # -- the count -------------------------------------------------------------------------------
-def bring_outbox_forward(db_path: Path, beyond: float = 20.0) -> None:
-    """Make outbox retries backed off more than ``beyond`` seconds due now: time passing, not
-    a change of behaviour (the backoff cap is 10 minutes; the campaign does not wait that)."""
-    from datetime import timedelta
-
-    from sqlalchemy import create_engine, update
-
-    from gateway.storage.models import OutboxItem
-    from gateway.timeutil import now
-
-    engine = create_engine(f"sqlite:///{db_path}")
+@contextmanager
+def sync_engine(db_url: str) -> Iterator[Engine]:
+    """A short-lived synchronous engine on the gateways' database (SQLite or PostgreSQL)."""
+    url = sync_url(db_url)
+    sqlite = url.startswith("sqlite")
+    engine = create_engine(url, connect_args={"timeout": 30} if sqlite else {})
     try:
-        with engine.begin() as conn:
-            conn.execute(
-                update(OutboxItem)
-                .where(
-                    OutboxItem.state == "pending",
-                    OutboxItem.kind != "booking.reconcile",
-                    OutboxItem.next_attempt_at > now() + timedelta(seconds=beyond),
-                )
-                .values(next_attempt_at=now())
-            )
+        yield engine
     finally:
         engine.dispose()
 
 
-def outbox_counts(db_path: Path) -> dict[str, int]:
-    with sqlite3.connect(db_path, timeout=30) as db:
-        rows = db.execute("SELECT kind, state, count(*) FROM outbox GROUP BY kind, state")
-        return {f"{k}:{s}": n for k, s, n in rows.fetchall()}
+def bring_outbox_forward(db_url: str, beyond: float = 20.0) -> None:
+    """Make outbox retries backed off more than ``beyond`` seconds due now: time passing, not
+    a change of behaviour (the backoff cap is 10 minutes; the campaign does not wait that)."""
+    from datetime import timedelta
+
+    from sqlalchemy import update
+
+    from gateway.storage.models import OutboxItem
+    from gateway.timeutil import now
+
+    with sync_engine(db_url) as engine, engine.begin() as conn:
+        conn.execute(
+            update(OutboxItem)
+            .where(
+                OutboxItem.state == "pending",
+                OutboxItem.kind != "booking.reconcile",
+                OutboxItem.next_attempt_at > now() + timedelta(seconds=beyond),
+            )
+            .values(next_attempt_at=now())
+        )
+
+
+def outbox_counts(db_url: str) -> dict[str, int]:
+    from gateway.storage.models import OutboxItem
+
+    q = select(OutboxItem.kind, OutboxItem.state, func.count()).group_by(
+        OutboxItem.kind, OutboxItem.state
+    )
+    with sync_engine(db_url) as engine, engine.connect() as conn:
+        return {f"{k}:{s}": int(n) for k, s, n in conn.execute(q).all()}
 
 
 async def drain(stack: Stack, limit: float) -> dict[str, Any]:
     start = time.monotonic()
     nudges = 0
     while time.monotonic() - start < limit:
-        counts = await asyncio.to_thread(outbox_counts, stack.db_path)
+        counts = await asyncio.to_thread(outbox_counts, stack.db_url)
         if not any(k.endswith(":pending") for k in counts):
             return {"seconds": round(time.monotonic() - start, 1), "nudges": nudges}
         await asyncio.sleep(5)
-        await asyncio.to_thread(bring_outbox_forward, stack.db_path)
+        await asyncio.to_thread(bring_outbox_forward, stack.db_url)
         nudges += 1
     return {"seconds": round(time.monotonic() - start, 1), "nudges": nudges, "timed_out": True}
 
 
 def replay_dead(stack: Stack) -> str:
-    env = gateway_env(stack.workdir)
     out = subprocess.run(
         [sys.executable, "-m", "gateway.cli", "outbox", "replay"],
         cwd=ROOT,
-        env=env,
+        env=stack.env,
         capture_output=True,
         text=True,
         timeout=120,
@@ -604,27 +715,78 @@ def replay_dead(stack: Stack) -> str:
     return (out.stdout + out.stderr).strip()[-300:]
 
 
-def dead_items(db_path: Path) -> list[dict[str, Any]]:
-    with sqlite3.connect(db_path, timeout=30) as db:
-        rows = db.execute(
-            "SELECT id, kind, payload, attempts, last_error FROM outbox WHERE state = 'dead'"
-        ).fetchall()
-    return [
-        {"id": i, "kind": k, "payload": json.loads(p), "attempts": a, "error": e}
-        for i, k, p, a, e in rows
-    ]
+def dead_items(db_url: str) -> list[dict[str, Any]]:
+    from gateway.storage.models import OutboxItem
+
+    q = select(
+        OutboxItem.id,
+        OutboxItem.kind,
+        OutboxItem.payload,
+        OutboxItem.attempts,
+        OutboxItem.last_error,
+    ).where(OutboxItem.state == "dead")
+    with sync_engine(db_url) as engine, engine.connect() as conn:
+        rows = conn.execute(q).all()
+    return [{"id": i, "kind": k, "payload": p, "attempts": a, "error": e} for i, k, p, a, e in rows]
+
+
+def repair_rows(db_url: str) -> dict[str, tuple[str, str | None, str | None]]:
+    from gateway.storage.models import Repair
+
+    q = select(Repair.reference, Repair.status, Repair.scheduler, Repair.works_order_ref)
+    with sync_engine(db_url) as engine, engine.connect() as conn:
+        return {ref: (status, sched, wo) for ref, status, sched, wo in conn.execute(q).all()}
+
+
+def outbox_items_per_reference(db_url: str, kind: str) -> Counter[str]:
+    from gateway.storage.models import OutboxItem
+
+    q = select(OutboxItem.payload).where(OutboxItem.kind == kind)
+    with sync_engine(db_url) as engine, engine.connect() as conn:
+        return Counter(str((p or {}).get("reference")) for (p,) in conn.execute(q).all())
+
+
+def delivery_counts(
+    booked: set[str],
+    works: Counter[str],
+    raise_items: Counter[str],
+    notify: FakeNotify | None,
+    kills: list[tuple[float, str]],
+) -> dict[str, Any]:
+    """Outbox side effects delivered (or queued) more than once for one reference."""
+    out: dict[str, Any] = {
+        "works_orders_per_reference_gt_1": sorted(r for r, n in works.items() if n > 1),
+        "works_order_raise_items_per_reference_gt_1": sorted(
+            r for r, n in raise_items.items() if n > 1
+        ),
+    }
+    if notify is not None:
+        times: dict[str, list[float]] = {}
+        for m in notify.sent:
+            times.setdefault(str(m["reference"]), []).append(float(m["at"]))
+        repeated = {r: sorted(t) for r, t in times.items() if len(t) > 1}
+        # at least once by design: a kill -9 between Notify's answer and the commit repeats
+        across_kill = sorted(
+            r for r, t in repeated.items() if any(t[0] <= k <= t[-1] for k, _ in kills)
+        )
+        out["notifications_sent"] = len(notify.sent)
+        out["notifications_repeated_across_gateway_kill"] = across_kill
+        out["notifications_repeated_no_kill_between"] = sorted(set(repeated) - set(across_kill))
+        out["booked_not_notified"] = sorted(booked - set(times))
+        out["notified_not_booked"] = sorted(set(times) - booked)
+    return out
 
 
 def reconcile_counts(
-    intents: list[Intent], db_path: Path, drs: dict[str, Any], tm: dict[str, Any], uh: Any
+    intents: list[Intent],
+    db_url: str,
+    drs: dict[str, Any],
+    tm: dict[str, Any],
+    uh: Any,
+    notify: FakeNotify | None = None,
+    kills: list[tuple[float, str]] | None = None,
 ) -> dict[str, Any]:
-    with sqlite3.connect(db_path, timeout=30) as db:
-        repairs = {
-            ref: (status, scheduler, wo)
-            for ref, status, scheduler, wo in db.execute(
-                "SELECT reference, status, scheduler, works_order_ref FROM repairs"
-            ).fetchall()
-        }
+    repairs = repair_rows(db_url)
     booked = {r for r, (s, _, _) in repairs.items() if s == "booked"}
     statuses = Counter(s for s, _, _ in repairs.values())
     confirmed = {ref for i in intents for ref in i.confirmed}
@@ -656,6 +818,13 @@ def reconcile_counts(
         "booked_never_confirmed_to_caller": sorted(booked - confirmed),
     }
     unresolved = [i.index for i in intents if i.attempts and i.attempts[-1].outcome == "unknown"]
+    raise_items = outbox_items_per_reference(db_url, "works_order.raise")
+    deliveries = delivery_counts(booked, works, raise_items, notify, kills or [])
+    # every repeat but a notification repeated across a gateway kill (at least once, by design)
+    # and every booked repair whose notification never arrived (or arrived for no booking)
+    unexplained = [
+        k for k in deliveries if k.endswith("_gt_1") or k.endswith("no_kill_between")
+    ] + ["booked_not_notified", "notified_not_booked"]
     return {
         "intents": len(intents),
         "confirmed_to_callers": len(confirmed),
@@ -681,6 +850,11 @@ def reconcile_counts(
         "lost_n": sum(len(v) for v in lost.values()),
         "duplicated_n": sum(len(v) for v in duplicated.values()),
         "orphaned_n": sum(len(v) for v in orphaned.values()),
+        "deliveries": deliveries,
+        "deliveries_repeated_n": sum(
+            len(v) for k, v in deliveries.items() if "gt_1" in k or "repeated" in k
+        ),
+        "deliveries_unexplained_n": sum(len(deliveries.get(k, [])) for k in unexplained),
     }
 
 
@@ -695,13 +869,47 @@ class CampaignConfig:
     gateway_kills: int = 3
     time_limit: float = 3600.0
     drain_limit: float = 600.0
+    db: str = "sqlite"  # sqlite | postgres
+    gateways: int = 1  # gateway processes on the one database
+    notify: bool | None = None  # fake Notify recording SMS; None: on for postgres or N > 1
+
+    @property
+    def with_notify(self) -> bool:
+        if self.notify is not None:
+            return self.notify
+        return self.db == "postgres" or self.gateways > 1
+
+
+@contextmanager
+def database_env(db: str) -> Iterator[dict[str, str]]:
+    """Extra gateway environment for the database: none for SQLite (the gateways' data folder),
+    ``DATABASE_URL`` of a fresh database on a PostgreSQL server started for the run."""
+    if db == "sqlite":
+        yield {}
+        return
+    if db != "postgres":
+        raise ValueError(f"unknown database {db!r}")
+    from tests.pg import create_database, postgres_server
+
+    with postgres_server() as admin:
+        yield {"DATABASE_URL": create_database(admin, "campaign")}
 
 
 async def campaign(cfg: CampaignConfig, workdir: Path) -> dict[str, Any]:
     rng = random.Random(cfg.seed)
     random.seed(cfg.seed)
     started = time.monotonic()
-    with running_stack(workdir) as stack:
+    with ExitStack() as resources:
+        extra_env = resources.enter_context(database_env(cfg.db))
+        notify = resources.enter_context(FakeNotify()) if cfg.with_notify else None
+        stack = resources.enter_context(
+            running_stack(
+                workdir,
+                gateway_extra_env=extra_env or None,
+                gateways=cfg.gateways,
+                notify=notify,
+            )
+        )
         headers = {"Authorization": f"Bearer {stack.key}"}
         async with httpx.AsyncClient(headers=headers, timeout=40) as c:
             props: list[str] = []
@@ -750,7 +958,7 @@ async def campaign(cfg: CampaignConfig, workdir: Path) -> dict[str, Any]:
             drive_seconds = time.monotonic() - started
             async with httpx.AsyncClient(timeout=5) as admin:
                 await heal(admin, stack)
-            for p in [*stack.sims, stack.gateway]:  # anything the injector left down
+            for p in [*stack.sims, *stack.gateways]:  # anything the injector left down
                 if p.proc is None or p.proc.poll() is not None:
                     await asyncio.to_thread(p.start)
             # Every caller who never got an answer retries the same key until answered.
@@ -766,12 +974,12 @@ async def campaign(cfg: CampaignConfig, workdir: Path) -> dict[str, Any]:
             async def final(a: Attempt) -> None:
                 async with sem:
                     await post_until_answered(
-                        c, stack.base, a, tally, tries=40, wait_cap=10, deadline=final_deadline
+                        c, stack, a, tally, tries=40, wait_cap=10, deadline=final_deadline
                     )
 
             await asyncio.gather(*(final(a) for a in pending))
             drained = await drain(stack, cfg.drain_limit)
-            dead = await asyncio.to_thread(dead_items, stack.db_path)
+            dead = await asyncio.to_thread(dead_items, stack.db_url)
             replayed = ""
             if dead:
                 replayed = await asyncio.to_thread(replay_dead, stack)
@@ -780,10 +988,16 @@ async def campaign(cfg: CampaignConfig, workdir: Path) -> dict[str, Any]:
                 drs = (await admin.get(f"{stack.drs.url}/_sim/state")).json()
                 tm = (await admin.get(f"{stack.tm.url}/_sim/state")).json()
                 uh = (await admin.get(f"{stack.uh.url}/_sim/state")).json()
-            counts = reconcile_counts(intents, stack.db_path, drs, tm, uh)
-            outbox = await asyncio.to_thread(outbox_counts, stack.db_path)
+            counts = await asyncio.to_thread(
+                reconcile_counts, intents, stack.db_url, drs, tm, uh, notify, stack.gateway_kills
+            )
+            outbox = await asyncio.to_thread(outbox_counts, stack.db_url)
+            gateway_kills = [name for _, name in stack.gateway_kills]
     return {
         "config": asdict(cfg),
+        "database": make_url(stack.db_url).get_backend_name(),
+        "gateway_processes": len(stack.gateways),
+        "gateway_kills": gateway_kills,
         "drive_seconds": round(drive_seconds, 1),
         "total_seconds": round(time.monotonic() - started, 1),
         "faults_injected": dict(sorted(faults.items())),
@@ -798,7 +1012,9 @@ async def campaign(cfg: CampaignConfig, workdir: Path) -> dict[str, Any]:
 
 
 def table(report: dict[str, Any]) -> str:
-    rows = [
+    d = report["deliveries"]
+    rows: list[tuple[str, Any]] = [
+        ("database / gateway processes", f"{report['database']} / {report['gateway_processes']}"),
         ("booking intents", report["intents"]),
         ("confirmed to callers (201)", report["confirmed_to_callers"]),
         ("gateway repairs by status", report["gateway_repairs"]),
@@ -812,13 +1028,34 @@ def table(report: dict[str, Any]) -> str:
         ("LOST", report["lost_n"]),
         ("DUPLICATED", report["duplicated_n"]),
         ("ORPHANED", report["orphaned_n"]),
+        (
+            "works orders / works_order.raise items per reference > 1",
+            f"{len(d['works_orders_per_reference_gt_1'])} / "
+            f"{len(d['works_order_raise_items_per_reference_gt_1'])}",
+        ),
     ]
+    if "notifications_sent" in d:
+        rows.append(
+            (
+                "SMS sent / repeated (across a kill, none between) / booked not sent",
+                f"{d['notifications_sent']} / "
+                f"{len(d['notifications_repeated_across_gateway_kill'])}, "
+                f"{len(d['notifications_repeated_no_kill_between'])} / "
+                f"{len(d['booked_not_notified'])}",
+            )
+        )
+    rows.append(("DELIVERIES REPEATED OR MISSING, UNEXPLAINED", report["deliveries_unexplained_n"]))
     width = max(len(k) for k, _ in rows)
     return "\n".join(f"{k:<{width}}  {v}" for k, v in rows)
 
 
 def ok(report: dict[str, Any]) -> bool:
-    return report["lost_n"] == 0 and report["duplicated_n"] == 0 and report["orphaned_n"] == 0
+    return (
+        report["lost_n"] == 0
+        and report["duplicated_n"] == 0
+        and report["orphaned_n"] == 0
+        and report["deliveries_unexplained_n"] == 0
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -829,6 +1066,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--sim-restarts", type=int, default=6)
     p.add_argument("--gateway-kills", type=int, default=3)
     p.add_argument("--time-limit", type=float, default=3600.0, help="seconds for the drive")
+    p.add_argument("--db", choices=["sqlite", "postgres"], default="sqlite")
+    p.add_argument("--gateways", type=int, default=1, help="gateway processes on one database")
+    p.add_argument(
+        "--notify",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="record resident SMS on a fake Notify (default: on for postgres or --gateways > 1)",
+    )
     p.add_argument("--workdir", type=Path, default=None, help="keep logs and databases here")
     p.add_argument("--json", type=Path, default=None, help="write the full report here")
     args = p.parse_args(argv)
@@ -839,7 +1084,12 @@ def main(argv: list[str] | None = None) -> int:
         sim_restarts=args.sim_restarts,
         gateway_kills=args.gateway_kills,
         time_limit=args.time_limit,
+        db=args.db,
+        gateways=args.gateways,
+        notify=args.notify,
     )
+    if not 1 <= cfg.gateways <= 16:
+        p.error("--gateways must be between 1 and 16")
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="rgw-campaign-"))
     workdir.mkdir(parents=True, exist_ok=True)
     report = asyncio.run(campaign(cfg, workdir))
@@ -847,7 +1097,11 @@ def main(argv: list[str] | None = None) -> int:
         args.json.write_text(json.dumps(report, indent=2, default=str))
     print(
         json.dumps(
-            {k: v for k, v in report.items() if k not in ("lost", "duplicated", "orphaned")},
+            {
+                k: v
+                for k, v in report.items()
+                if k not in ("lost", "duplicated", "orphaned", "deliveries")
+            },
             indent=1,
             default=str,
         )
@@ -855,6 +1109,7 @@ def main(argv: list[str] | None = None) -> int:
     print("lost:", json.dumps(report["lost"]))  # noqa: T201
     print("duplicated:", json.dumps(report["duplicated"]))  # noqa: T201
     print("orphaned:", json.dumps(report["orphaned"]))  # noqa: T201
+    print("deliveries:", json.dumps(report["deliveries"]))  # noqa: T201
     print(table(report))  # noqa: T201
     print(f"workdir: {workdir}")  # noqa: T201
     return 0 if ok(report) else 1

@@ -14,7 +14,7 @@ import os
 import random
 import socket
 from collections.abc import Awaitable, Callable
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import structlog
@@ -28,7 +28,7 @@ from gateway.timeutil import now
 
 log = structlog.get_logger("gateway.outbox")
 Handler = Callable[[OutboxItem], Awaitable[None]]
-LOCK_SECONDS = 120
+LOCK_SECONDS = 300  # > the longest delivery: a couple of adaptor calls of at most 60 s each
 
 
 class Retry(Exception):
@@ -88,13 +88,18 @@ class OutboxWorker:
     def wake(self) -> None:
         self._wake.set()
 
-    async def _claim(self, item_id: int, at: datetime) -> bool:
+    async def _claim(self, item_id: int) -> bool:
+        """Lock one item for this worker. The time is read now, not when the batch was listed:
+        an item is claimed only if it is still due and unlocked at this moment (another
+        process may have just delivered it, failed and backed it off)."""
+        at = now()
         async with self.database.transaction() as s:
             result = await s.execute(
                 update(OutboxItem)
                 .where(
                     OutboxItem.id == item_id,
                     OutboxItem.state == "pending",
+                    OutboxItem.next_attempt_at <= at,
                     or_(OutboxItem.locked_until.is_(None), OutboxItem.locked_until < at),
                 )
                 .values(locked_until=at + timedelta(seconds=LOCK_SECONDS), locked_by=self.worker_id)
@@ -121,7 +126,7 @@ class OutboxWorker:
             )
         attempted = 0
         for item_id in ids:
-            if not await self._claim(item_id, at):
+            if not await self._claim(item_id):
                 continue
             attempted += 1
             await self._deliver(item_id)
