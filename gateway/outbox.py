@@ -28,7 +28,7 @@ from gateway.timeutil import now
 
 log = structlog.get_logger("gateway.outbox")
 Handler = Callable[[OutboxItem], Awaitable[None]]
-LOCK_SECONDS = 300  # > the longest delivery: a couple of adaptor calls of at most 60 s each
+LOCK_SECONDS = 120  # > a delivery (one or two adaptor calls, each bounded by its timeout)
 
 
 class Retry(Exception):
