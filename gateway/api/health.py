@@ -14,7 +14,7 @@ from gateway.errors import GatewayError
 from gateway.plugins import discover
 from gateway.runtime import Runtime
 
-router = APIRouter()
+router = APIRouter(tags=["operations"])
 CHECK_TIMEOUT = 3.0
 CACHE_SECONDS = 5.0
 _cache: dict[int, tuple[float, dict[str, Any]]] = {}

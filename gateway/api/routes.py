@@ -61,7 +61,7 @@ def check_query_names(request: Request) -> None:
             raise InvalidInput(f"unknown query parameter {name!r}", field=name or "query")
 
 
-router = APIRouter(prefix="/v1/councils/{council}")
+router = APIRouter(prefix="/v1/councils/{council}", tags=["repairs"])
 POSTCODE_PATTERN = r"^\s*[A-Za-z]{1,2}[0-9][A-Za-z0-9]?\s*[0-9][A-Za-z]{2}\s*$"
 
 
