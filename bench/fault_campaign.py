@@ -45,6 +45,7 @@ import asyncio
 import json
 import os
 import random
+import re
 import shutil
 import signal
 import subprocess
@@ -294,7 +295,7 @@ def gateway_env(workdir: Path, extra: dict[str, str] | None = None) -> dict[str,
         "GATEWAY_RECONCILE_AFTER_SECONDS": "15",
         "GATEWAY_BREAKER_COOLDOWN_SECONDS": "3",  # a campaign, not a council: probe soon
         "GATEWAY_OUTBOX_POLL_SECONDS": "0.2",
-        "GATEWAY_LOG_LEVEL": "warning",
+        "GATEWAY_LOG_LEVEL": "info",  # every line is scanned for personal data afterwards
         **(extra or {}),
     }
     if "DATABASE_URL" not in (extra or {}):
@@ -520,8 +521,13 @@ async def run_intent(
             body={
                 "property_id": prop,
                 "sor_code": sor,
-                "description": f"campaign booking {intent.index}",
-                "contact": {"phone": "07700 900123"},
+                # personal data a resident would type, with markers the log scan looks for
+                "description": f"{PII_DESCRIPTION} {intent.index}",
+                "contact": {
+                    "name": f"Philippa {PII_SURNAME}-{intent.index}",
+                    "phone": f"07700 9{intent.index:05d}",
+                    "email": f"pq{intent.index}@{PII_EMAIL_DOMAIN}",
+                },
                 "slot_token": slot["slot_token"],
             },
         )
@@ -993,7 +999,15 @@ async def campaign(cfg: CampaignConfig, workdir: Path) -> dict[str, Any]:
             )
             outbox = await asyncio.to_thread(outbox_counts, stack.db_url)
             gateway_kills = [name for _, name in stack.gateway_kills]
+    logs = workdir / "logs"  # complete now: the processes have stopped
+    leaked = personal_data_in_logs(logs)
+    scanned = sum(
+        sum(1 for _ in p.open(encoding="utf-8", errors="replace"))
+        for p in logs.glob("gateway*.log")
+    )
     return {
+        "personal_data_in_logs": leaked[:50],
+        "log_lines_scanned": scanned,
         "config": asdict(cfg),
         "database": make_url(stack.db_url).get_backend_name(),
         "gateway_processes": len(stack.gateways),
@@ -1009,6 +1023,26 @@ async def campaign(cfg: CampaignConfig, workdir: Path) -> dict[str, Any]:
         "outbox": outbox,
         **counts,
     }
+
+
+PII_SURNAME = "Quartermaine"
+PII_EMAIL_DOMAIN = "resident.example"
+PII_DESCRIPTION = "Mould behind the wardrobe in the back bedroom"
+PII_PATTERN = re.compile(
+    rf"{PII_SURNAME}|{re.escape(PII_EMAIL_DOMAIN)}|{PII_DESCRIPTION}|07700 ?9\d{{5}}|Philippa"
+)
+
+
+def personal_data_in_logs(logs: Path) -> list[str]:
+    """Gateway log lines carrying anything a resident submitted (must be none, whatever failed).
+    Simulator logs are the vendors' and are not checked."""
+    found: list[str] = []
+    for path in sorted(logs.glob("gateway*.log")):
+        with path.open(encoding="utf-8", errors="replace") as fh:
+            for n, line in enumerate(fh, 1):
+                if PII_PATTERN.search(line):
+                    found.append(f"{path.name}:{n}: {line.strip()[:200]}")
+    return found
 
 
 def table(report: dict[str, Any]) -> str:
@@ -1045,6 +1079,12 @@ def table(report: dict[str, Any]) -> str:
             )
         )
     rows.append(("DELIVERIES REPEATED OR MISSING, UNEXPLAINED", report["deliveries_unexplained_n"]))
+    rows.append(
+        (
+            "GATEWAY LOG LINES WITH PERSONAL DATA (lines scanned)",
+            f"{len(report['personal_data_in_logs'])} ({report['log_lines_scanned']})",
+        )
+    )
     width = max(len(k) for k, _ in rows)
     return "\n".join(f"{k:<{width}}  {v}" for k, v in rows)
 
@@ -1055,6 +1095,7 @@ def ok(report: dict[str, Any]) -> bool:
         and report["duplicated_n"] == 0
         and report["orphaned_n"] == 0
         and report["deliveries_unexplained_n"] == 0
+        and not report["personal_data_in_logs"]
     )
 
 

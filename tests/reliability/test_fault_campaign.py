@@ -37,3 +37,6 @@ async def test_short_fault_campaign_loses_duplicates_and_orphans_nothing(tmp_pat
     assert report["lost_n"] == 0, (report["lost"], summary)
     assert report["duplicated_n"] == 0, (report["duplicated"], summary)
     assert report["orphaned_n"] == 0, (report["orphaned"], summary)
+    # every error path above, and nothing a resident typed reached the gateway's logs
+    assert report["log_lines_scanned"] > 500, summary
+    assert report["personal_data_in_logs"] == [], report["personal_data_in_logs"]
