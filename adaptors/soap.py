@@ -93,11 +93,13 @@ def map_soap_error(exc: BaseException, system: str) -> GatewayError:
         if code.endswith(("Server", "Receiver")):
             # the backend's own failure (SOAP 1.1 Server / 1.2 Receiver): worth retrying
             return BackendUnavailable(f"{system} failed internally", retry_after=30)
-        return BackendRejected(f"{system} refused the request: {exc.message}")
+        # the fault text is the vendor's and can echo what was sent (names, phones): it
+        # classifies the error above but is never passed on
+        return BackendRejected(f"{system} refused the request ({code or 'fault'})")
     if isinstance(exc, zx.XMLSyntaxError | etree.XMLSyntaxError | zx.XMLParseError):
         return BackendUnavailable(f"{system} sent a malformed reply", retry_after=30)
     if isinstance(exc, zx.ValidationError):
-        return BackendRejected(f"{system} request could not be built: {exc}")
+        return BackendRejected(f"{system} request could not be built from its WSDL")
     if isinstance(exc, zx.Error):
         return BackendUnavailable(f"{system} reply could not be understood", retry_after=30)
     return BackendUnavailable(f"{system} failed ({type(exc).__name__})", retry_after=30)

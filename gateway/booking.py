@@ -175,8 +175,11 @@ class Bookings:
             raise InvalidInput("slot token was offered for a different job", field="slot_token")
         from datetime import datetime
 
+        start = datetime.fromisoformat(data["s"])
+        if start <= now():  # a page left open overnight: never book the past
+            raise SlotUnavailable("that appointment has already started; choose another")
         slot = VendorSlot(
-            start=datetime.fromisoformat(data["s"]),
+            start=start,
             end=datetime.fromisoformat(data["e"]),
             label=data["l"],
             vendor=data.get("v") or {},
@@ -369,7 +372,7 @@ class Bookings:
                 # compensation may already have run, so queue another (cancel is idempotent)
                 # and release the key so the resident's retry starts afresh. Committed here,
                 # before the error is raised below.
-                enqueue(s, council.id, "booking.compensate", {"reference": reference})
+                _queue_compensation(s, council.id, reference)
                 await s.execute(
                     delete(IdempotencyRecord).where(
                         IdempotencyRecord.council == council.id,
@@ -428,7 +431,7 @@ class Bookings:
             await _drop_reconcile(s, council.id, reference)
             # Whatever the scheduler said, cancel anything it may hold under this reference
             # (e.g. an order created before it said the slot was gone); a no-op otherwise.
-            enqueue(s, council.id, "booking.compensate", {"reference": reference})
+            _queue_compensation(s, council.id, reference)
             if keep_answer:
                 await self._finish_idempotency(
                     s, council, client_id, key, exc.status, problem_body(exc)
@@ -565,7 +568,7 @@ class Bookings:
                 row.status = "failed"
                 if rec is not None:
                     await s.delete(rec)
-                enqueue(s, council.id, "booking.compensate", {"reference": r.reference})
+                _queue_compensation(s, council.id, r.reference)
 
     async def _compensate(self, item: OutboxItem) -> None:
         loaded = await self._load(item)
@@ -620,6 +623,22 @@ class Bookings:
         if not r.works_order_ref:
             return  # the raise is still pending; it queues a cancel when it sees the status
         await council.works_order_sink(r.works_order_adaptor).cancel_works_order(r.works_order_ref)
+
+
+LATE_COMMIT_SECONDS = 300
+
+
+def _queue_compensation(s: Any, council: str, reference: str) -> None:
+    """Cancel whatever the scheduler holds under ``reference``: now, and once more later - a
+    vendor that timed out may still commit the order after the first clean-up found nothing."""
+    enqueue(s, council, "booking.compensate", {"reference": reference})
+    enqueue(
+        s,
+        council,
+        "booking.compensate",
+        {"reference": reference},
+        delay_seconds=LATE_COMMIT_SECONDS,
+    )
 
 
 async def _idempotency_record(

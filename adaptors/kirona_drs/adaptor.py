@@ -167,7 +167,9 @@ class KironaDRSAdaptor(Scheduler):
         job = query.job
 
         async def window(start: date, end: date) -> list[VendorSlot]:
-            key = WindowKey(location, code, job.duration_minutes, start, end)
+            key = WindowKey(
+                location, code, job.duration_minutes, self.priority(job.priority), start, end
+            )
             return await self.cache.get(key, lambda k: self._check(k, job))
 
         slots, resume = await walk_page(

@@ -26,6 +26,7 @@ class WindowKey:
     location: str
     code: str
     minutes: int
+    priority: str  # DRS may offer different slots to an emergency than to routine work
     start: date
     end: date  # exclusive
 

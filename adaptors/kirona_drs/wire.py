@@ -99,9 +99,10 @@ def failure_to_gateway(exc: DRSFailure, operation: str) -> Exception:
     lowered = exc.message.lower()
     if operation == "openSession" or any(w in lowered for w in AUTH_WORDS):
         return BackendAuthFailed(f"{SYSTEM} refused the gateway's credentials")
+    # errorMsg is DRS's free text and can echo what was sent: it classifies, never travels
     if exc.status == "error":
-        return BackendUnavailable(f"{SYSTEM} {operation} failed: {exc.message}", retry_after=30)
-    return BackendRejected(f"{SYSTEM} refused {operation}: {exc.message}")
+        return BackendUnavailable(f"{SYSTEM} {operation} failed", retry_after=30)
+    return BackendRejected(f"{SYSTEM} refused {operation}")
 
 
 def as_london(value: Any) -> datetime | None:

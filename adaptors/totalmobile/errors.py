@@ -52,9 +52,10 @@ def error_detail(resp: httpx.Response) -> tuple[str | None, str]:
 
 
 def rejection(resp: httpx.Response, what: str) -> BackendRejected:
-    code, message = error_detail(resp)
+    # the message is the vendor's free text and can echo what was sent: only its code travels
+    code, _message = error_detail(resp)
     suffix = f" [{code}]" if code else ""
-    return BackendRejected(f"{SYSTEM} refused to {what}: {message[:300]}{suffix}")
+    return BackendRejected(f"{SYSTEM} refused to {what}{suffix}")
 
 
 def unavailable(resp: httpx.Response, what: str) -> BackendUnavailable:

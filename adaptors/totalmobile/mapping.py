@@ -134,14 +134,10 @@ def candidates(body: dict[str, Any], duration_minutes: int) -> list[Candidate]:
             raw = str(raw)[:10]
             if len(raw) != 10 or raw[4] != "-" or raw[7] != "-":
                 continue  # checked fully (date.fromisoformat) for the candidates kept
-            append(Candidate(raw + suffix, raw, pw))
-    out.sort()
+            # the window id breaks ties: two windows with the same hours are two slots
+            append(Candidate(f"{raw}{suffix}#{pw.id}", raw, pw))
+    out.sort(key=lambda c: c.key)
     return out
-
-
-def slot_key(slot: VendorSlot) -> str:
-    start, end = london(slot.start), london(slot.end)
-    return candidate_key(start.date(), start.time(), end.time())
 
 
 def window_of(slot: VendorSlot) -> tuple[str, Any]:

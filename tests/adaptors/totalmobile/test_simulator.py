@@ -171,7 +171,7 @@ async def test_unknown_work_type_is_a_clear_rejection(tmp_path: Path, sim: Sim) 
             await a.availability(query())
     finally:
         await a.close()
-    assert "WorkType is not defined" in err.value.detail
+    assert "UnknownWorkType" in err.value.detail  # the code tells council IT what to fix
 
 
 async def test_throttled_read_is_retried_after_retry_after(
