@@ -19,24 +19,9 @@ def expect_error(
     run: Run, aw: Awaitable[Any], allowed: Sequence[type[GatewayError]], what: str
 ) -> GatewayError:
     """``aw`` must fail with one of ``allowed`` (the gateway's error taxonomy)."""
-    names = ", ".join(c.__name__ for c in allowed)
-    try:
-        result = run(aw)
-    except GatewayError as exc:
-        if not isinstance(exc, tuple(allowed)):
-            pytest.fail(
-                f"{what}: raised {type(exc).__name__}({exc.detail!r}); expected one of {names}",
-                pytrace=False,
-            )
-        assert str(exc.detail).strip(), f"{what}: the error has no detail for the caller"
-        return exc
-    except Exception as exc:  # noqa: BLE001 - anything else is itself the finding
-        pytest.fail(
-            f"{what}: raised {type(exc).__module__}.{type(exc).__name__}: {exc}; adaptors must "
-            f"raise only gateway.errors ({names})",
-            pytrace=False,
-        )
-    pytest.fail(f"{what}: returned {result!r}; expected an error ({names})", pytrace=False)
+    result = answer_or_clear_error(run, aw, allowed, what, must_fail=True)
+    assert isinstance(result, GatewayError)
+    return result
 
 
 def check_slot(slot: VendorSlot, start_from: date, where: str) -> None:
@@ -66,18 +51,24 @@ def same_slot(a: VendorSlot, b: VendorSlot) -> bool:
 
 
 def answer_or_clear_error(
-    run: Run, aw: Awaitable[Any], allowed: Sequence[type[GatewayError]], what: str
+    run: Run,
+    aw: Awaitable[Any],
+    allowed: Sequence[type[GatewayError]],
+    what: str,
+    *,
+    must_fail: bool = False,
 ) -> Any:
-    """``aw`` may answer normally (the gateway validated the input before the call), but if it
-    fails it must be with one of ``allowed`` and a detail, never a vendor or library error."""
+    """``aw`` may answer normally (the gateway validated the input before the call), unless
+    ``must_fail``; if it fails it must be with one of ``allowed`` and a detail, never a vendor
+    or library error."""
     names = ", ".join(c.__name__ for c in allowed)
+    expected = f"one of {names}" if must_fail else f"an answer or one of {names}"
     try:
-        return run(aw)
+        result = run(aw)
     except GatewayError as exc:
         if not isinstance(exc, tuple(allowed)):
             pytest.fail(
-                f"{what}: raised {type(exc).__name__}({exc.detail!r}); expected an answer or "
-                f"one of {names}",
+                f"{what}: raised {type(exc).__name__}({exc.detail!r}); expected {expected}",
                 pytrace=False,
             )
         assert str(exc.detail).strip(), f"{what}: the error has no detail for the caller"
@@ -88,3 +79,6 @@ def answer_or_clear_error(
             f"raise only gateway.errors ({names})",
             pytrace=False,
         )
+    if must_fail:
+        pytest.fail(f"{what}: returned {result!r}; expected an error ({names})", pytrace=False)
+    return result

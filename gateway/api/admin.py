@@ -49,5 +49,4 @@ async def outbox(
             "last_error": i.last_error,
         }
         for i in items
-        if i.council == council.id
     ]

@@ -31,13 +31,7 @@ from gateway.timeutil import london
 
 
 def _query_names(dependant: Any) -> set[str]:
-    names: set[str] = set()
-    for p in dependant.query_params:
-        model = getattr(p.field_info, "annotation", None)
-        if isinstance(model, type) and issubclass(model, BaseModel):
-            names |= {f.alias or n for n, f in model.model_fields.items()}
-        else:
-            names.add(p.alias)
+    names = {p.alias for p in dependant.query_params}
     for sub in dependant.dependencies:
         names |= _query_names(sub)
     return names
@@ -53,9 +47,7 @@ def check_query_names(request: Request) -> None:
         return
     allowed = _ALLOWED_QUERY.get(id(route))
     if allowed is None:
-        extra = (getattr(route, "openapi_extra", None) or {}).get("parameters", [])
-        documented = {x["name"] for x in extra if x.get("in") == "query"}
-        allowed = _ALLOWED_QUERY[id(route)] = frozenset(_query_names(route.dependant) | documented)
+        allowed = _ALLOWED_QUERY[id(route)] = frozenset(_query_names(route.dependant))
     for name in request.query_params:
         if name not in allowed:
             raise InvalidInput(f"unknown query parameter {name!r}", field=name or "query")
@@ -133,8 +125,9 @@ class Access:
 
 async def access(request: Request, council: CouncilId) -> Access:
     """Authenticate (Authorization: Bearer, or X-API-Key), check the key may act for the
-    council, refuse unknown query parameters, and find the council. One async dependency:
-    cheap on the hot path (no thread-pool hop, headers read once)."""
+    council, and find the council. Called directly by the hot routes (whose query models
+    refuse unknown parameters); other routes use ``AccessDep``, which also checks the query
+    names."""
     rt: Runtime = request.app.state.runtime
     headers = request.headers
     presented = headers.get("x-api-key")
@@ -143,11 +136,16 @@ async def access(request: Request, council: CouncilId) -> Access:
         presented = authorization[7:].strip()
     p = await rt.authenticate(presented)
     p.check_council(council)
-    check_query_names(request)
     return Access(rt, rt.gateway.council(council), p)
 
 
-AccessDep = Annotated[Access, Depends(access)]
+async def access_checked(request: Request, council: CouncilId) -> Access:
+    a = await access(request, council)
+    check_query_names(request)
+    return a
+
+
+AccessDep = Annotated[Access, Depends(access_checked)]
 
 
 def parse_query(request: Request, model: type[Q]) -> Q:

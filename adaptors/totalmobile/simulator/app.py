@@ -131,6 +131,14 @@ def create_app(state: SimState | None = None) -> FastAPI:
     def world_ok(world: str) -> Response | None:
         return None if world in st.worlds else error(404, "WorldNotFound", "no such world")
 
+    def refused(request: Request, world: str, api: str) -> Response | None:
+        """Token (with the API's scope), media-type version for SERVICE CONNECT, and world."""
+        return (
+            authorise(request, api)
+            or (versioned(request) if api == "serviceconnect" else None)
+            or world_ok(world)
+        )
+
     async def body_json(request: Request) -> Any:
         try:
             return await request.json()
@@ -194,7 +202,7 @@ def create_app(state: SimState | None = None) -> FastAPI:
     # -- Optimise jobs ---------------------------------------------------------------------
     @app.post("/api/optimise/worlds/{world}/jobs", status_code=201)
     async def create_job(world: str, request: Request) -> Response:
-        if (r := authorise(request, "optimise")) or (r := world_ok(world)):
+        if r := refused(request, world, "optimise"):
             return r
         body = await body_json(request)
         if not isinstance(body, dict):
@@ -223,7 +231,7 @@ def create_app(state: SimState | None = None) -> FastAPI:
     async def list_jobs(
         world: str, request: Request, page: int = 1, pageSize: int = 50
     ) -> Response:  # noqa: N803
-        if (r := authorise(request, "optimise")) or (r := world_ok(world)):
+        if r := refused(request, world, "optimise"):
             return r
         size = max(1, min(pageSize, 200))
         refs = sorted(st.jobs)
@@ -235,7 +243,7 @@ def create_app(state: SimState | None = None) -> FastAPI:
 
     @app.get("/api/optimise/worlds/{world}/jobs/{reference}")
     async def get_job(world: str, reference: str, request: Request) -> Response:
-        if (r := authorise(request, "optimise")) or (r := world_ok(world)):
+        if r := refused(request, world, "optimise"):
             return r
         job = st.jobs.get(reference)
         if job is None:
@@ -244,7 +252,7 @@ def create_app(state: SimState | None = None) -> FastAPI:
 
     @app.delete("/api/optimise/worlds/{world}/jobs/{reference}", status_code=204)
     async def delete_job(world: str, reference: str, request: Request) -> Response:
-        if (r := authorise(request, "optimise")) or (r := world_ok(world)):
+        if r := refused(request, world, "optimise"):
             return r
         body = await body_json(request)
         reason = (
@@ -267,11 +275,7 @@ def create_app(state: SimState | None = None) -> FastAPI:
     # -- SERVICE CONNECT availability and bookings ------------------------------------------------
     @app.get("/api/serviceconnect/worlds/{world}/Availability")
     async def availability(world: str, request: Request) -> Response:
-        if (
-            (r := authorise(request, "serviceconnect"))
-            or (r := versioned(request))
-            or (r := world_ok(world))
-        ):
+        if r := refused(request, world, "serviceconnect"):
             return r
         q = request.query_params
         job = st.jobs.get(q.get("PrimaryOrderNumber", ""))
@@ -284,11 +288,7 @@ def create_app(state: SimState | None = None) -> FastAPI:
 
     @app.get("/api/serviceconnect/worlds/{world}/Availability/Browse")
     async def browse(world: str, request: Request) -> Response:
-        if (
-            (r := authorise(request, "serviceconnect"))
-            or (r := versioned(request))
-            or (r := world_ok(world))
-        ):
+        if r := refused(request, world, "serviceconnect"):
             return r
         q = request.query_params
         work_type = q.get("WorkType", "")
@@ -309,11 +309,7 @@ def create_app(state: SimState | None = None) -> FastAPI:
 
     @app.post("/api/serviceconnect/worlds/{world}/Booking", status_code=201)
     async def booking(world: str, request: Request) -> Response:
-        if (
-            (r := authorise(request, "serviceconnect"))
-            or (r := versioned(request))
-            or (r := world_ok(world))
-        ):
+        if r := refused(request, world, "serviceconnect"):
             return r
         body = await body_json(request)
         if not isinstance(body, dict):
