@@ -81,7 +81,12 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
-        errors = [{"field": _field(tuple(e["loc"])), "message": e["msg"]} for e in exc.errors()]
+        errors = [
+            {"field": "body", "message": "the body is not valid JSON"}
+            if e.get("type") == "json_invalid"
+            else {"field": _field(tuple(e["loc"])), "message": e["msg"]}
+            for e in exc.errors()
+        ]
         fields = ", ".join(dict.fromkeys(e["field"] for e in errors))
         return problem(
             422,

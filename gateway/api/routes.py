@@ -9,7 +9,8 @@ from typing import Annotated, Any, TypeVar
 from fastapi import APIRouter, Body, Depends, Header, Path, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic_core import PydanticCustomError
 
 from gateway.api.schemas import (
     AddressList,
@@ -63,12 +64,22 @@ Q = TypeVar("Q", bound=BaseModel)
 class AddressQuery(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
+    # Published with its pattern; checked by the gateway's own normaliser so a resident
+    # reads "'XYZ' is not a UK postcode" rather than a regular expression.
     postcode: str = Field(
-        min_length=5,
         max_length=16,
-        pattern=POSTCODE_PATTERN,
         description="a UK postcode, any case and spacing",
+        json_schema_extra={"pattern": POSTCODE_PATTERN, "minLength": 5},
     )
+
+    @field_validator("postcode")
+    @classmethod
+    def _uk_postcode(cls, value: str) -> str:
+        if normalise_postcode(value) is None:
+            raise PydanticCustomError(
+                "postcode", "'{value}' is not a UK postcode", {"value": value}
+            )
+        return value
 
 
 class AppointmentsQuery(BaseModel):
