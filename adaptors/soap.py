@@ -41,6 +41,7 @@ from zeep.wsdl import Document
 
 from gateway.errors import (
     BackendAuthFailed,
+    BackendCannotAccept,
     BackendRejected,
     BackendUnavailable,
     GatewayError,
@@ -75,6 +76,10 @@ def map_soap_error(exc: BaseException, system: str) -> GatewayError:
     """Translate a transport/protocol failure into the gateway's taxonomy."""
     if isinstance(exc, GatewayError):
         return exc
+    if isinstance(exc, ValueError) and "XML compatible" in str(exc):
+        # lxml refusing a control character or NUL while the request is built: this request
+        # can never be sent, whatever the backend's state
+        return BackendCannotAccept(f"{system} cannot accept the characters in this request")
     if isinstance(exc, HOSTILE):
         return BackendRejected(f"{system} sent a forbidden XML construct (DTD/entity); refused")
     if isinstance(exc, httpx.TimeoutException):

@@ -40,10 +40,24 @@ class BackendUnavailable(GatewayError):
         self.retry_after = retry_after
 
 
+class NotAttempted(BackendUnavailable):
+    """The backend was not called at all (its circuit is open, or the request had no time
+    left): nothing can exist at the vendor because of this call."""
+
+
 class BackendRejected(GatewayError):
     """The backend answered and refused the request."""
 
     status, slug, title = 502, "backend-rejected", "Backend rejected the request"
+
+
+class BackendCannotAccept(BackendRejected):
+    """A request the backend can never accept (it cannot be serialised for the vendor's
+    protocol, or fails the vendor's own validation): the caller's input, not an outage. It
+    never counts against a circuit breaker and is never retried (an outbox item goes straight
+    to dead with this reason)."""
+
+    status, slug, title = 422, "backend-cannot-accept", "The council's system cannot accept this"
 
 
 class BackendAuthFailed(GatewayError):
