@@ -26,9 +26,19 @@ ANONYMOUS = Principal("anonymous", "anonymous", frozenset({"*"}), "admin", 10**9
 
 
 class Runtime:
-    def __init__(self, settings: Settings, *, run_worker: bool = True) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        run_worker: bool = True,
+        migrate: bool = True,
+        periodic_flush: bool | None = None,
+    ) -> None:
         self.settings = settings
         self.run_worker = run_worker
+        self.migrate_on_start = migrate  # False: `repairs-gateway migrate` does it
+        # every process calling adaptors records call stats to flush (default: with the worker)
+        self.periodic_flush = run_worker if periodic_flush is None else periodic_flush
         self.database = Database(settings.resolved_database_url())
         councils, problems = load_councils(settings.config_dir, settings.data_dir, self.database)
         fatal = [p for p in problems if p.fatal]
@@ -55,7 +65,8 @@ class Runtime:
         self._flusher: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
-        await asyncio.to_thread(self.database.migrate)
+        if self.migrate_on_start:
+            await asyncio.to_thread(self.database.migrate)
         for council in self.councils.values():
             for name, adaptor in council.adaptors.items():
                 try:
@@ -67,6 +78,7 @@ class Runtime:
                     )
         if self.run_worker:
             self.worker.start()
+        if self.periodic_flush:
             self._flusher = asyncio.create_task(self._flush_loop())
 
     async def _flush_loop(self) -> None:
