@@ -18,6 +18,10 @@ class Settings(BaseSettings):
     data_dir: Path = Path("data")
     database_url: str | None = Field(default=None, validation_alias="DATABASE_URL")
     secret_key: str | None = None  # signs slot tokens and cursors
+    # older secrets still accepted for tokens while new ones use secret_key (rotation);
+    # comma-separated in GATEWAY_SECRET_KEYS_PREVIOUS
+    secret_keys_previous: str = ""
+    token_lifetime_seconds: int = Field(4 * 3600, ge=60)  # slot tokens and page cursors
     require_api_keys: bool = True
     outbox_poll_seconds: float = 1.0
     outbox_max_attempts: int = 12
@@ -34,6 +38,9 @@ class Settings(BaseSettings):
         if self.reconcile_after_seconds <= self.request_budget_seconds:
             raise ValueError("reconcile_after_seconds must exceed request_budget_seconds")
         return self
+
+    def previous_secret_keys(self) -> list[str]:
+        return [k.strip() for k in self.secret_keys_previous.split(",") if k.strip()]
 
     def resolved_database_url(self) -> str:
         if self.database_url:
