@@ -1140,16 +1140,21 @@ async def _components(rt: Any, key: str, reps: int) -> list[dict[str, Any]]:
     await add("appointments", "slot usage query alone (SQLAlchemy async + aiosqlite)", usage)
 
     def tokens() -> Callable[[], Any]:
-        payload = {
-            "c": "demo",
-            "a": "demo_csv",
-            "p": "00012345",
-            "j": job.model_dump(mode="json"),
-            "s": "2030-01-07T08:00:00+00:00",
-            "e": "2030-01-07T12:00:00+00:00",
-            "l": "morning",
-            "v": {"key": "2030-01-07T08:00:00+00:00/2030-01-07T12:00:00+00:00"},
-        }
+        from datetime import datetime
+
+        from gateway.tokens import SlotClaim
+
+        start, end = "2030-01-07T08:00:00+00:00", "2030-01-07T12:00:00+00:00"
+        payload = SlotClaim(
+            "demo",
+            "demo_csv",
+            "00012345",
+            job.compact(),
+            datetime.fromisoformat(start),
+            datetime.fromisoformat(end),
+            "morning",
+            {"key": f"{start}/{end}"},
+        )
         return lambda: [rt.codec.slot_token(payload) for _ in range(10)]
 
     await add("appointments", "10 slot tokens (itsdangerous: JSON, zlib, HMAC)", tokens)

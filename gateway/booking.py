@@ -43,6 +43,7 @@ from gateway.errors import (
     Conflict,
     GatewayError,
     InvalidInput,
+    NotAttempted,
     NotFound,
     SlotUnavailable,
 )
@@ -164,27 +165,19 @@ class Bookings:
     def _slot_from_token(
         self, council: Council, token: str, property_id: str, job: JobSpec
     ) -> tuple[str, VendorSlot]:
-        data = self.gw.codec.read_slot_token(token)
-        if data.get("c") != council.id or data.get("p") != property_id:
+        claim = self.gw.codec.read_slot_token(token)
+        if claim.council != council.id or claim.property_id != property_id:
             raise InvalidInput("slot token was offered for another property", field="slot_token")
         try:
-            offered_job = JobSpec.from_compact(data["j"])
+            offered_job = JobSpec.from_compact(claim.job)
         except (KeyError, TypeError, ValueError):
             raise InvalidInput("slot token is malformed", field="slot_token") from None
         if (offered_job.trade, offered_job.size) != (job.trade, job.size):
             raise InvalidInput("slot token was offered for a different job", field="slot_token")
-        from datetime import datetime
-
-        start = datetime.fromisoformat(data["s"])
-        if start <= now():  # a page left open overnight: never book the past
+        if claim.start <= now():  # a page left open overnight: never book the past
             raise SlotUnavailable("that appointment has already started; choose another")
-        slot = VendorSlot(
-            start=start,
-            end=datetime.fromisoformat(data["e"]),
-            label=data["l"],
-            vendor=data.get("v") or {},
-        )
-        return str(data["a"]), slot
+        slot = VendorSlot(start=claim.start, end=claim.end, label=claim.label, vendor=claim.vendor)
+        return claim.adaptor, slot
 
     async def get_repair(self, council: Council, reference: str) -> Repair:
         ref = normalise_reference(reference)
@@ -231,6 +224,9 @@ class Bookings:
         if req.slot_token:
             scheduler_name, slot = self._slot_from_token(council, req.slot_token, prop.id, job)
             council.scheduler(scheduler_name)
+            # A scheduler whose circuit is open will not be called: answer now, before a
+            # repair row, an idempotency record and a reconcile item are written for nothing.
+            council.ensure_available(scheduler_name, "bookings")
         elif council.config.accept_without_slot:
             scheduler_name, slot = None, None  # type: ignore[assignment]
         else:
@@ -431,7 +427,9 @@ class Bookings:
             await _drop_reconcile(s, council.id, reference)
             # Whatever the scheduler said, cancel anything it may hold under this reference
             # (e.g. an order created before it said the slot was gone); a no-op otherwise.
-            _queue_compensation(s, council.id, reference)
+            # A scheduler that was never called (open circuit, no time left) holds nothing.
+            if not isinstance(exc, NotAttempted):
+                _queue_compensation(s, council.id, reference)
             if keep_answer:
                 await self._finish_idempotency(
                     s, council, client_id, key, exc.status, problem_body(exc)

@@ -48,7 +48,8 @@ class Council:
     table: SorTable
     adaptors: dict[str, Adaptor] = field(default_factory=dict)
     broken: dict[str, str] = field(default_factory=dict)  # adaptor name -> why it is unusable
-    breakers: dict[str, CircuitBreaker] = field(default_factory=dict)
+    # adaptor name -> capability -> its breaker
+    breakers: dict[str, dict[str, CircuitBreaker]] = field(default_factory=dict)
     stats: CallStats = field(default_factory=CallStats)
     guards: dict[str, Guarded] = field(default_factory=dict)
     breaker_threshold: int = 5
@@ -78,11 +79,18 @@ class Council:
         route = getattr(self.config.routes, capability)
         return route.shadow if route is not None else None
 
-    def breaker(self, name: str) -> CircuitBreaker:
-        b = self.breakers.get(name)
+    def breaker(self, name: str, capability: str) -> CircuitBreaker:
+        per_capability = self.breakers.setdefault(name, {})
+        b = per_capability.get(capability)
         if b is None:
-            b = self.breakers[name] = CircuitBreaker(self.breaker_threshold, self.breaker_cooldown)
+            b = per_capability[capability] = CircuitBreaker(
+                self.breaker_threshold, self.breaker_cooldown
+            )
         return b
+
+    def ensure_available(self, name: str, capability: str) -> None:
+        """Raise ``NotAttempted`` when ``name``'s circuit for ``capability`` is open."""
+        self.breaker(name, capability).check()
 
     def _guarded(self, name: str, base: type[Adaptor], what: str) -> Any:
         a = self.adaptor(name)
@@ -90,7 +98,9 @@ class Council:
             raise InvalidInput(f"adaptor {name!r} is not {what}")
         guard = self.guards.get(name)
         if guard is None:
-            guard = self.guards[name] = Guarded(self.id, name, a, self.breaker(name), self.stats)
+            guard = self.guards[name] = Guarded(
+                self.id, name, a, lambda cap: self.breaker(name, cap), self.stats
+            )
         return guard
 
     def address_source(self, name: str) -> AddressSource:

@@ -21,7 +21,7 @@ import structlog
 from sqlalchemy import or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from gateway.errors import BackendRejected, GatewayError
+from gateway.errors import BackendCannotAccept, BackendRejected, GatewayError
 from gateway.storage.database import Database, rowcount
 from gateway.storage.models import OutboxItem
 from gateway.timeutil import now
@@ -151,7 +151,11 @@ class OutboxWorker:
                 exc, GatewayError | OSError | TimeoutError
             )
             attempts = item.attempts + 1
-            if attempts >= self.max_attempts or (permanent and attempts >= 3):
+            if (
+                attempts >= self.max_attempts
+                or (permanent and attempts >= 3)
+                or isinstance(exc, BackendCannotAccept)  # it can never succeed: a person's job
+            ):
                 state = "dead"
             else:
                 state, delay = "pending", backoff(attempts)

@@ -3,7 +3,10 @@ the request's own budget), and call statistics for the migration report and metr
 
 Adaptor calls go through ``Guarded``, a thin proxy the council hands out instead of the raw
 adaptor. Failures that mean "the backend is not answering" (unavailable, auth failed, timeout)
-count against the breaker; answers such as "slot taken" or "invalid input" do not.
+count against the breaker; answers such as "slot taken" or "invalid input" do not, and
+neither does a request the vendor can never accept (``BackendCannotAccept``: the caller's
+input, not an outage). Each capability of an adaptor has its own breaker: an outage of works
+orders in a housing system does not stop its address look-ups.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from typing import Any
 
 from prometheus_client import Counter, Gauge, Histogram
 
-from gateway.errors import BackendAuthFailed, BackendUnavailable, GatewayError
+from gateway.errors import BackendAuthFailed, BackendUnavailable, GatewayError, NotAttempted
 
 # Absolute monotonic deadline of the current API request (None outside requests).
 request_deadline: ContextVar[float | None] = ContextVar("request_deadline", default=None)
@@ -32,7 +35,9 @@ CALL_SECONDS = Histogram(
     buckets=(0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30),
 )
 BREAKER = Gauge(
-    "gateway_adaptor_circuit_open", "1 when the adaptor's circuit is open", ["council", "adaptor"]
+    "gateway_adaptor_circuit_open",
+    "1 when the circuit of the adaptor's capability is open",
+    ["council", "adaptor", "capability"],
 )
 
 METHOD_CAPABILITY = {
@@ -66,19 +71,21 @@ class CircuitBreaker:
             return "half_open"
         return "open"
 
-    def before(self) -> None:
-        state = self.state
-        if state == "open":
+    def check(self) -> None:
+        """Raise ``NotAttempted`` while the circuit is open (a half-open one lets a probe by):
+        asked before work that only makes sense if the backend will be called."""
+        if self.state == "open":
             left = self.cooldown - (time.monotonic() - (self.opened_at or 0))
-            raise BackendUnavailable(
+            raise NotAttempted(
                 "the backend is failing; the gateway is giving it a rest",
                 retry_after=max(1, int(left) + 1),
             )
-        if state == "half_open":
+
+    def before(self) -> None:
+        self.check()
+        if self.state == "half_open":
             if self._probing:
-                raise BackendUnavailable(
-                    "the backend is being probed; try again shortly", retry_after=5
-                )
+                raise NotAttempted("the backend is being probed; try again shortly", retry_after=5)
             self._probing = True
 
     def release_probe(self) -> None:
@@ -139,25 +146,35 @@ def time_left(default: float = DEFAULT_CALL_SECONDS) -> float:
         return default
     left = deadline - time.monotonic()
     if left <= 0:
-        raise BackendUnavailable("the request ran out of time", retry_after=5)
+        raise NotAttempted("the request ran out of time", retry_after=5)
     return min(default, left)
 
 
 class Guarded:
-    """Proxy over one adaptor instance: every capability call passes the breaker, runs under
-    the request's deadline and is counted. Built once per adaptor (see ``Council``); wrapped
-    methods and metric children are cached, so the hot path allocates little."""
+    """Proxy over one adaptor instance: every capability call passes its capability's breaker,
+    runs under the request's deadline and is counted. Built once per adaptor (see
+    ``Council``); wrapped methods and metric children are cached, so the hot path allocates
+    little. ``breaker`` is one breaker for every capability, or a function giving each
+    capability its own."""
 
     def __init__(
-        self, council: str, name: str, adaptor: Any, breaker: CircuitBreaker, stats: CallStats
+        self,
+        council: str,
+        name: str,
+        adaptor: Any,
+        breaker: CircuitBreaker | Callable[[str], CircuitBreaker],
+        stats: CallStats,
     ) -> None:
         self._council = council
         self._name = name
         self._adaptor = adaptor
-        self._breaker = breaker
+        self._breaker_for = breaker if callable(breaker) else (lambda _capability: breaker)
         self._stats = stats
         self._calls: dict[str, Callable[..., Any]] = {}
-        self._open_gauge = BREAKER.labels(council, name)
+
+    def ensure_available(self, capability: str) -> None:
+        """Raise ``NotAttempted`` when ``capability``'s circuit is open."""
+        self._breaker_for(capability).check()
 
     def __getattr__(self, attr: str) -> Any:
         call = self._calls.get(attr)
@@ -173,7 +190,8 @@ class Guarded:
         ok = CALLS.labels(self._council, self._name, capability, "ok")
         error = CALLS.labels(self._council, self._name, capability, "error")
         seconds = CALL_SECONDS.labels(self._council, self._name, capability)
-        breaker, stats, adaptor = self._breaker, self._stats, self._adaptor
+        open_gauge = BREAKER.labels(self._council, self._name, capability)
+        breaker, stats, adaptor = self._breaker_for(capability), self._stats, self._adaptor
 
         async def call(*args: Any, **kwargs: Any) -> Any:
             breaker.before()
@@ -208,6 +226,6 @@ class Guarded:
                 stats.record(self._council, capability, self._name, elapsed * 1000, failed)
                 (error if failed else ok).inc()
                 seconds.observe(elapsed)
-                self._open_gauge.set(1 if breaker.opened_at is not None else 0)
+                open_gauge.set(1 if breaker.opened_at is not None else 0)
 
         return call

@@ -48,7 +48,11 @@ class Runtime:
         if fatal:
             raise ConfigError(fatal)
         self.councils: dict[str, Council] = councils
-        self.codec = TokenCodec(settings.resolved_secret_key())
+        self.codec = TokenCodec(
+            settings.resolved_secret_key(),
+            settings.previous_secret_keys(),
+            lifetime_seconds=settings.token_lifetime_seconds,
+        )
         self.gateway = Gateway(councils, self.database, self.codec)
         self.worker = OutboxWorker(
             self.database,

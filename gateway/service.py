@@ -26,7 +26,7 @@ from gateway.routing import RouteRequest
 from gateway.shadow import ShadowRunner
 from gateway.storage.database import Database
 from gateway.timeutil import today_london
-from gateway.tokens import TokenCodec
+from gateway.tokens import CursorState, SlotClaim, TokenCodec
 
 
 @dataclass
@@ -168,14 +168,10 @@ class Gateway:
         size = page_size or council.config.page_size
         if cursor:
             state = self.codec.read_cursor(cursor)
-            if (
-                state.get("c") != council.id
-                or state.get("p") != prop.id
-                or state.get("j") != job.compact()
-            ):
+            search = (council.id, prop.id, job.compact())
+            if (state.council, state.property_id, state.job) != search:
                 raise InvalidInput("cursor belongs to a different search", field="cursor")
-            name, resume = str(state["a"]), state.get("r")
-            start = date.fromisoformat(state["f"])
+            name, resume, start = state.adaptor, state.resume, state.start_from
         else:
             name = scheduler or self.scheduler_for(council, prop, job)
             start = start_from or today_london()
@@ -191,16 +187,7 @@ class Gateway:
             OfferedSlot(
                 s,
                 self.codec.slot_token(
-                    {
-                        "c": council.id,
-                        "a": name,
-                        "p": prop.id,
-                        "j": jd,
-                        "s": s.start.isoformat(),
-                        "e": s.end.isoformat(),
-                        "l": s.label,
-                        "v": s.vendor,
-                    }
+                    SlotClaim(council.id, name, prop.id, jd, s.start, s.end, s.label, s.vendor)
                 ),
             )
             for s in page.slots
@@ -208,13 +195,6 @@ class Gateway:
         next_cursor = None
         if page.resume is not None:
             next_cursor = self.codec.cursor(
-                {
-                    "c": council.id,
-                    "a": name,
-                    "p": prop.id,
-                    "j": jd,
-                    "f": start.isoformat(),
-                    "r": page.resume,
-                }
+                CursorState(council.id, name, prop.id, jd, start, page.resume)
             )
         return AppointmentPage(offered, next_cursor, name)

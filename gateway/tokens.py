@@ -1,13 +1,19 @@
-"""Opaque, signed slot tokens and page cursors.
+"""Opaque, signed slot tokens and page cursors, and the one model of what each carries.
 
 A slot token carries what the owning adaptor needs to book the slot back (its vendor data),
 plus the council, property and job it was offered for, signed so a client cannot forge or
-alter one. See docs/decisions/0003-slot-tokens.md.
+alter one. A cursor carries where the next page of a search starts. Both are written and read
+only here (``SlotClaim``, ``CursorState``). See docs/decisions/0003-slot-tokens.md.
 
-Format: base64url(compact JSON) "." base64url(HMAC-SHA256[:16]) with one key per kind
-(derived from the gateway secret). Python's ``hmac`` with a pre-keyed object copied per token:
-a page of slots makes ten tokens, and itsdangerous (key derivation and zlib on every token)
-was the largest single cost of the appointments call.
+Format: ``2.`` base64url(compact JSON) ``.`` base64url(HMAC-SHA256[:16]); the version is part
+of what is signed. One key per kind, derived from the gateway secret; new tokens are signed
+with the newest secret, and older secrets (``GATEWAY_SECRET_KEYS_PREVIOUS``) still verify, so
+a secret can be rotated without refusing the pages residents have open. Every token expires
+(``GATEWAY_TOKEN_LIFETIME_SECONDS``, four hours by default) and says so when it has. Python's
+``hmac`` with a pre-keyed object copied per token: a page of slots makes ten tokens.
+
+Anything that decodes but does not hold what this version writes is refused as malformed
+(422 naming the field), never a 500.
 """
 
 from __future__ import annotations
@@ -16,11 +22,17 @@ import base64
 import hashlib
 import hmac
 import json
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
 from typing import Any
 
 from gateway.errors import InvalidInput
 
 SIGNATURE_BYTES = 16
+VERSION = b"2"
+DEFAULT_LIFETIME_SECONDS = 4 * 3600
 
 
 def _b64(data: bytes) -> bytes:
@@ -32,49 +44,175 @@ def _unb64(data: bytes) -> bytes:
 
 
 class _Signer:
-    def __init__(self, secret: str, kind: str) -> None:
-        key = hmac.new(secret.encode(), f"repairs-gateway:{kind}".encode(), hashlib.sha256)
-        self._mac = hmac.new(key.digest(), digestmod=hashlib.sha256)
+    def __init__(self, secrets: Sequence[str], kind: str) -> None:
+        self._macs = []
+        for secret in secrets:
+            key = hmac.new(secret.encode(), f"repairs-gateway:{kind}".encode(), hashlib.sha256)
+            self._macs.append(hmac.new(key.digest(), digestmod=hashlib.sha256))
 
-    def _signature(self, body: bytes) -> bytes:
-        mac = self._mac.copy()
-        mac.update(body)
+    @staticmethod
+    def _signature(mac: Any, signed: bytes) -> bytes:
+        mac = mac.copy()
+        mac.update(signed)
         return _b64(mac.digest()[:SIGNATURE_BYTES])
 
     def dumps(self, payload: dict[str, Any]) -> str:
         body = _b64(json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode())
-        return (body + b"." + self._signature(body)).decode()
+        signed = VERSION + b"." + body
+        return (signed + b"." + self._signature(self._macs[0], signed)).decode()
 
     def loads(self, token: str) -> Any:
-        body, _, signature = token.encode().rpartition(b".")
-        if not body or not hmac.compare_digest(signature, self._signature(body)):
+        signed, _, signature = token.encode().rpartition(b".")
+        version, _, body = signed.partition(b".")
+        if version != VERSION or not body:
+            raise ValueError("not this version")
+        if not any(hmac.compare_digest(signature, self._signature(m, signed)) for m in self._macs):
             raise ValueError("bad signature")
         return json.loads(_unb64(body))
 
 
-class TokenCodec:
-    def __init__(self, secret: str) -> None:
-        self._slots = _Signer(secret, "slot-token")
-        self._cursors = _Signer(secret, "page-cursor")
+@dataclass(frozen=True)
+class SlotClaim:
+    """What a slot token carries: the slot an adaptor offered, and for what."""
 
-    @staticmethod
-    def _read(signer: _Signer, token: str, field: str, what: str) -> dict[str, Any]:
+    council: str
+    adaptor: str
+    property_id: str
+    job: list[Any]  # JobSpec.compact()
+    start: datetime
+    end: datetime
+    label: str
+    vendor: dict[str, Any]
+
+    def _wire(self) -> dict[str, Any]:
+        return {
+            "c": self.council,
+            "a": self.adaptor,
+            "p": self.property_id,
+            "j": self.job,
+            "s": self.start.isoformat(),
+            "e": self.end.isoformat(),
+            "l": self.label,
+            "v": self.vendor,
+        }
+
+    @classmethod
+    def _from_wire(cls, d: dict[str, Any]) -> SlotClaim:
+        vendor = d.get("v") or {}
+        if not isinstance(vendor, dict):
+            raise TypeError("vendor data")
+        start, end = datetime.fromisoformat(d["s"]), datetime.fromisoformat(d["e"])
+        if start.tzinfo is None or end.tzinfo is None:
+            raise ValueError("naive time")
+        return cls(
+            council=_text(d["c"]),
+            adaptor=_text(d["a"]),
+            property_id=_text(d["p"]),
+            job=_list(d["j"]),
+            start=start,
+            end=end,
+            label=_text(d["l"]),
+            vendor=vendor,
+        )
+
+
+@dataclass(frozen=True)
+class CursorState:
+    """What a page cursor carries: the search it continues and the adaptor's resume point."""
+
+    council: str
+    adaptor: str
+    property_id: str
+    job: list[Any]
+    start_from: date
+    resume: dict[str, Any] | None
+
+    def _wire(self) -> dict[str, Any]:
+        return {
+            "c": self.council,
+            "a": self.adaptor,
+            "p": self.property_id,
+            "j": self.job,
+            "f": self.start_from.isoformat(),
+            "r": self.resume,
+        }
+
+    @classmethod
+    def _from_wire(cls, d: dict[str, Any]) -> CursorState:
+        resume = d.get("r")
+        if resume is not None and not isinstance(resume, dict):
+            raise TypeError("resume")
+        return cls(
+            council=_text(d["c"]),
+            adaptor=_text(d["a"]),
+            property_id=_text(d["p"]),
+            job=_list(d["j"]),
+            start_from=date.fromisoformat(d["f"]),
+            resume=resume,
+        )
+
+
+def _list(value: Any) -> list[Any]:
+    if not isinstance(value, list):
+        raise TypeError("expected a list")
+    return value
+
+
+def _text(value: Any) -> str:
+    if not isinstance(value, str):
+        raise TypeError("expected text")
+    return value
+
+
+class TokenCodec:
+    def __init__(
+        self,
+        secret: str,
+        previous: Sequence[str] = (),
+        *,
+        lifetime_seconds: int = DEFAULT_LIFETIME_SECONDS,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        secrets = [secret, *(p for p in previous if p and p != secret)]
+        self._slots = _Signer(secrets, "slot-token")
+        self._cursors = _Signer(secrets, "page-cursor")
+        self.lifetime = lifetime_seconds
+        self.clock = clock
+
+    def _write(self, signer: _Signer, wire: dict[str, Any]) -> str:
+        return signer.dumps({**wire, "x": int(self.clock()) + self.lifetime})
+
+    def _read(self, signer: _Signer, token: str, field: str, what: str) -> dict[str, Any]:
         try:
             data = signer.loads(token)
         except (ValueError, UnicodeError):
             raise InvalidInput(f"{what} is not one this gateway issued", field=field) from None
-        if not isinstance(data, dict):
+        if not isinstance(data, dict) or not isinstance(data.get("x"), int):
             raise InvalidInput(f"{what} is malformed", field=field)
+        if data["x"] < self.clock():
+            raise InvalidInput(
+                f"{what} has expired (they last {self.lifetime // 60} minutes); "
+                "ask for appointments again",
+                field=field,
+            )
         return data
 
-    def slot_token(self, payload: dict[str, Any]) -> str:
-        return self._slots.dumps(payload)
+    def slot_token(self, claim: SlotClaim) -> str:
+        return self._write(self._slots, claim._wire())
 
-    def read_slot_token(self, token: str, field: str = "slot_token") -> dict[str, Any]:
-        return self._read(self._slots, token, field, "slot token")
+    def read_slot_token(self, token: str, field: str = "slot_token") -> SlotClaim:
+        data = self._read(self._slots, token, field, "slot token")
+        try:
+            return SlotClaim._from_wire(data)
+        except (KeyError, TypeError, ValueError):
+            raise InvalidInput("slot token is malformed", field=field) from None
 
-    def cursor(self, payload: dict[str, Any]) -> str:
-        return self._cursors.dumps(payload)
+    def cursor(self, state: CursorState) -> str:
+        return self._write(self._cursors, state._wire())
 
-    def read_cursor(self, cursor: str) -> dict[str, Any]:
-        return self._read(self._cursors, cursor, "cursor", "cursor")
+    def read_cursor(self, cursor: str) -> CursorState:
+        data = self._read(self._cursors, cursor, "cursor", "cursor")
+        try:
+            return CursorState._from_wire(data)
+        except (KeyError, TypeError, ValueError):
+            raise InvalidInput("cursor is malformed", field="cursor") from None

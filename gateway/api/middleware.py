@@ -7,15 +7,19 @@ phone numbers must not reach logs).
 from __future__ import annotations
 
 import json
+import re
 import time
 import uuid
 from typing import Any
+from urllib.parse import parse_qsl
 
 import structlog
 from prometheus_client import Counter, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from gateway.api.problems import BASE, PROBLEM, unhandled_log_fields
 from gateway.resilience import request_deadline
+from gateway.text import describe, first_unsafe, query_suspect
 
 log = structlog.get_logger("gateway.access")
 REQUESTS = Counter("gateway_requests_total", "HTTP requests", ["route", "method", "status"])
@@ -28,10 +32,27 @@ LATENCY = Histogram(
 
 
 _children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+# Label values come from closed sets only: a method the API does not know is "other" (a
+# caller inventing methods must not grow /metrics for ever); routes are templates or
+# "unmatched"; statuses are three-digit codes the gateway itself chose.
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+# A caller's X-Request-ID is kept only when it looks like an id (a UUID, a hex or base64url
+# token); anything else (a name, an email, a forged log line) is replaced by a fresh one.
+REQUEST_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{7,63}")
+
+
+def request_id(presented: bytes | None) -> str:
+    if presented:
+        rid = presented.decode("latin-1")
+        if REQUEST_ID.fullmatch(rid):
+            return rid
+    return uuid.uuid4().hex
 
 
 def _metrics(route: str, method: str, status: int, elapsed: float) -> None:
     """Count and time a request; label children are looked up once per combination."""
+    if method not in METHODS:
+        method = "other"
     key = (route, method, status)
     pair = _children.get(key)
     if pair is None:
@@ -51,11 +72,17 @@ class RequestContext:
             await self.app(scope, receive, send)
             return
         headers = dict(scope.get("headers") or [])
-        rid = headers.get(b"x-request-id", b"").decode("latin-1")[:64] or uuid.uuid4().hex
+        rid = request_id(headers.get(b"x-request-id"))
+        rid_header = (b"x-request-id", rid.encode("latin-1"))
         structlog.contextvars.bind_contextvars(request_id=rid)
         length = headers.get(b"content-length")
         if length is not None and length.isdigit() and int(length) > self.max_body:
-            await _too_large(send, self.max_body)
+            await _too_large(send, self.max_body, rid_header)
+            structlog.contextvars.clear_contextvars()
+            return
+        refusal = unsafe_url(scope)
+        if refusal is not None:
+            await _send_problem(send, 422, refusal, rid_header)
             structlog.contextvars.clear_contextvars()
             return
         seen = 0
@@ -74,29 +101,35 @@ class RequestContext:
             return message
 
         status = 500
+        started = False
         start = time.perf_counter()
         request_deadline.set(time.monotonic() + self.budget)
 
         async def send_wrapper(message: Message) -> None:
-            nonlocal status
+            nonlocal status, started
             if too_large:
                 return  # the app's answer to a cut-off body is replaced by the 413
             if message["type"] == "http.response.start":
-                status = message["status"]
-                message["headers"] = [
-                    *message.get("headers", []),
-                    (b"x-request-id", rid.encode("latin-1")),
-                ]
+                status, started = message["status"], True
+                message["headers"] = [*message.get("headers", []), rid_header]
             await send(message)
 
         try:
             try:
                 await self.app(scope, limited_receive, send_wrapper)
-            except Exception:
-                if not too_large:
-                    raise
+            except Exception as exc:
+                if too_large:
+                    pass
+                elif started:
+                    raise  # half an answer is out: nothing better can be sent now
+                else:
+                    # Answered here, inside the request's context, so the 500 carries the
+                    # request id and the log line names it (type and place only: exception
+                    # messages can carry submitted values).
+                    log.error("request.unhandled", **unhandled_log_fields(exc))
+                    await _send_problem(send, 500, _INTERNAL, rid_header)
             if too_large:
-                await _too_large(send, self.max_body)
+                await _too_large(send, self.max_body, rid_header)
                 status = 413
         finally:
             elapsed = time.perf_counter() - start
@@ -112,25 +145,78 @@ class RequestContext:
             structlog.contextvars.clear_contextvars()
 
 
-async def _too_large(send: Send, limit: int) -> None:
-    body: dict[str, Any] = {
-        "type": "https://repairs-gateway.dev/problems/http-413",
-        "title": "Request too large",
-        "status": 413,
-        "detail": f"request bodies are limited to {limit} bytes",
+_INTERNAL: dict[str, Any] = {
+    "type": BASE + "internal-error",
+    "title": "Internal error",
+    "detail": "the gateway failed unexpectedly; nothing you submitted was lost",
+}
+
+
+def unsafe_url(scope: Scope) -> dict[str, Any] | None:
+    """A problem body when the path or the query string holds a control character (NUL, a
+    newline...) or a query parameter is given twice; None when the URL is fine. The raw query
+    is scanned first, so a clean one costs one regular-expression search."""
+    path: str = scope.get("path", "")
+    at = first_unsafe(path, in_url=True)
+    if at is not None:
+        return _invalid("path", f"the path {describe(path, at)}")
+    raw: bytes = scope.get("query_string", b"")
+    if not raw:
+        return None
+    pairs = None
+    if query_suspect(raw):
+        pairs = parse_qsl(raw.decode("utf-8", "replace"), keep_blank_values=True)
+        for name, value in pairs:
+            for part, what in ((name, "its name"), (value, "its value")):
+                at = first_unsafe(part, in_url=True)
+                if at is not None:
+                    field = name if what == "its value" and first_unsafe(name) is None else "query"
+                    return _invalid(field, f"query parameter: {what} {describe(part, at)}")
+    if b"&" in raw:  # repeated parameters are refused, not silently "last one wins"
+        if pairs is None:
+            pairs = parse_qsl(raw.decode("utf-8", "replace"), keep_blank_values=True)
+        seen: set[str] = set()
+        for name, _ in pairs:
+            if name in seen:
+                return _invalid(name, f"query parameter {name!r} is given more than once")
+            seen.add(name)
+    return None
+
+
+def _invalid(field: str, message: str) -> dict[str, Any]:
+    return {
+        "type": BASE + "invalid-input",
+        "title": "Invalid input",
+        "detail": f"check these fields: {field}",
+        "errors": [{"field": field, "message": message}],
     }
-    data = json.dumps(body).encode()
+
+
+async def _send_problem(
+    send: Send, status: int, body: dict[str, Any], *extra: tuple[bytes, bytes]
+) -> None:
+    data = json.dumps({**body, "status": status}).encode()
     await send(
         {
             "type": "http.response.start",
-            "status": 413,
+            "status": status,
             "headers": [
-                (b"content-type", b"application/problem+json"),
+                (b"content-type", PROBLEM.encode()),
                 (b"content-length", str(len(data)).encode()),
+                *extra,
             ],
         }
     )
     await send({"type": "http.response.body", "body": data})
+
+
+async def _too_large(send: Send, limit: int, *extra: tuple[bytes, bytes]) -> None:
+    body = {
+        "type": BASE + "http-413",
+        "title": "Request too large",
+        "detail": f"request bodies are limited to {limit} bytes",
+    }
+    await _send_problem(send, 413, body, *extra)
 
 
 class CouncilCors:
@@ -146,7 +232,13 @@ class CouncilCors:
                 app,
                 allow_origins=allowed,
                 allow_methods=["GET", "POST", "PATCH"],
-                allow_headers=["Authorization", "Content-Type", "Idempotency-Key", "X-Request-ID"],
+                allow_headers=[
+                    "Authorization",
+                    "X-API-Key",
+                    "Content-Type",
+                    "Idempotency-Key",
+                    "X-Request-ID",
+                ],
                 expose_headers=["X-Request-ID", "Retry-After"],
                 max_age=600,
             )

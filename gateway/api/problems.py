@@ -60,6 +60,18 @@ def _allowed_methods(app: FastAPI, path: str) -> list[str]:
     return []
 
 
+def unhandled_log_fields(exc: BaseException) -> dict[str, str]:
+    """What is logged of an unexpected error: its type and the innermost frame in the
+    project's own code. Never the message: exception messages can carry submitted values."""
+    tb, where = exc.__traceback__, "?"
+    while tb is not None:
+        path = PurePath(tb.tb_frame.f_code.co_filename)
+        if "site-packages" not in path.parts and path.suffix == ".py":
+            where = f"{path.parent.name}/{path.name}:{tb.tb_lineno}"
+        tb = tb.tb_next
+    return {"error_type": type(exc).__name__, "where": where}
+
+
 def install(app: FastAPI) -> None:
     @app.exception_handler(GatewayError)
     async def gateway_error(request: Request, exc: GatewayError) -> JSONResponse:
@@ -116,14 +128,9 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:
-        tb, where = exc.__traceback__, "?"
-        while tb is not None:  # the innermost frame in the project's own code
-            path = PurePath(tb.tb_frame.f_code.co_filename)
-            if "site-packages" not in path.parts and path.suffix == ".py":
-                where = f"{path.parent.name}/{path.name}:{tb.tb_lineno}"
-            tb = tb.tb_next
-        # the type and place only: exception messages can carry submitted values
-        log.error("request.unhandled", error_type=type(exc).__name__, where=where)
+        # Behind RequestContext (always, in the served app) an unexpected error is answered
+        # there, with the request id; this is the answer for the app used without it.
+        log.error("request.unhandled", **unhandled_log_fields(exc))
         return problem(
             500,
             "internal-error",

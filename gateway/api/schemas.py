@@ -8,6 +8,7 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, Field, PlainSerializer
 
 from gateway.domain import JobSize, Priority, Property, Trade
+from gateway.text import SafeText
 from gateway.timeutil import london
 
 # Every time leaves the gateway in Europe/London with an explicit offset (+00:00 / +01:00).
@@ -41,37 +42,42 @@ class SlotPage(BaseModel):
 class ContactIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    name: str | None = Field(None, max_length=200)
+    name: SafeText | None = Field(None, max_length=200)
     phone: str | None = Field(None, pattern=PHONE)
-    email: str | None = Field(None, pattern=EMAIL, max_length=320)
+    email: SafeText | None = Field(None, pattern=EMAIL, max_length=320)
 
 
 class RepairIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    property_id: str = Field(min_length=1, max_length=64)
-    sor_code: str | None = Field(None, min_length=1, max_length=32)
+    property_id: SafeText = Field(min_length=1, max_length=64)
+    sor_code: SafeText | None = Field(None, min_length=1, max_length=32)
     trade: Trade | None = None
     size: JobSize | None = None
     priority: Priority | None = Field(
         None, description="used when the council's mapping does not set one"
     )
-    description: str = Field(min_length=3, max_length=2000)
+    description: SafeText = Field(
+        min_length=3,
+        max_length=2000,
+        description="what is wrong, as the resident wrote it; line breaks are kept, control "
+        "characters are refused",
+    )
     contact: ContactIn
     communal: bool = False
-    slot_token: str | None = Field(None, min_length=1, max_length=4096)
+    slot_token: SafeText | None = Field(None, min_length=1, max_length=4096)
 
 
 class RescheduleIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    slot_token: str = Field(min_length=1, max_length=4096)
+    slot_token: SafeText = Field(min_length=1, max_length=4096)
 
 
 class CancelIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    reason: str = Field("cancelled by resident", max_length=200)
+    reason: SafeText = Field("cancelled by resident", max_length=200)
 
 
 class Appointment(BaseModel):
