@@ -2,10 +2,19 @@
 
 - ``hardened_settings``: DTDs, entities and external references forbidden; no huge trees;
   lenient on extra/missing elements in replies (``strict=False``).
-- ``parsed_wsdl`` + ``bind_client``: the one way to get a service proxy. The WSDL is parsed
-  once per process and location (a ``zeep.wsdl.Document``, hardened); each adaptor then binds
-  it to *its own* ``httpx.AsyncClient`` (which it creates in its event loop and closes) with
-  an async service proxy, at the configured endpoint or the WSDL's address.
+- ``load_wsdl`` (``parsed_wsdl`` in a thread) + ``bind_client``: the one way to get a service
+  proxy. The WSDL is parsed once per process and location (a ``zeep.wsdl.Document``, hardened),
+  fetched within a total deadline and a byte cap (a WSDL trickling one byte a second fails at
+  the deadline instead of holding start-up); each adaptor then binds it to *its own*
+  ``httpx.AsyncClient`` (which it creates in its event loop and closes) with an async service
+  proxy, at the configured endpoint or the WSDL's address.
+- ``BoundedService``: how operations are called. The reply is read within ``max_reply_bytes``
+  (decompressed) and the whole exchange - connect, send, transfer, parse - within one deadline
+  (``adaptors/replies.py``); big replies are parsed off the event loop.
+- ``soap_envelope``: every reply must be a SOAP envelope. An empty or non-SOAP body (an HTML
+  error page from IIS or a proxy, a 200 with nothing in it) is never an answer: 401/403 ->
+  ``BackendAuthFailed``, anything else -> ``BackendUnavailable`` (a 4xx page comes from the web
+  server or a proxy in front of the service, not from the service judging the request).
 - ``strict_parse``: replies are read strictly. zeep's lenient mode (``strict=False``) also makes
   lxml *recover* broken XML, so a truncated reply would silently become a partial or empty
   answer. Adaptors that read replies themselves (Civica UH) parse them with ``strict_parse``;
@@ -20,7 +29,10 @@ See docs/decisions/0004-zeep-settings.md.
 
 from __future__ import annotations
 
+import asyncio
+import re
 import threading
+import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -38,7 +50,10 @@ from tenacity import (
 from zeep.proxy import AsyncServiceProxy
 from zeep.transports import AsyncTransport
 from zeep.wsdl import Document
+from zeep.wsdl.utils import etree_to_string
 
+from adaptors import replies
+from adaptors.replies import DeadlineExceeded, MiB, Reply
 from gateway.errors import (
     BackendAuthFailed,
     BackendCannotAccept,
@@ -134,23 +149,74 @@ _loading: dict[str, threading.Lock] = {}
 _lock = threading.Lock()
 
 
-def parsed_wsdl(location: str, *, timeout: float = 30.0) -> Document:
+DEFAULT_MAX_WSDL_BYTES = 10 * MiB
+
+
+class BoundedLoader(zeep.Transport):
+    """zeep's document loader with a total deadline for every document of one WSDL (imports
+    included) and a byte cap per document. Runs in a thread: the deadline is checked as each
+    chunk arrives and every read times out by it, so a server trickling bytes is cut off."""
+
+    def __init__(self, *, timeout: float, max_bytes: int) -> None:
+        super().__init__(timeout=timeout, operation_timeout=timeout)
+        self.timeout = timeout
+        self.expires = time.monotonic() + timeout
+        self.max_bytes = max_bytes
+
+    def _left(self, url: str) -> float:
+        left = self.expires - time.monotonic()
+        if left <= 0:
+            raise DeadlineExceeded(f"loading the WSDL took longer than {self.timeout:g} s")
+        return left
+
+    def _load_remote_data(self, url: str) -> bytes:
+        if not url.startswith(("http://", "https://")):
+            return bytes(super()._load_remote_data(url))  # file:// - the council's own files
+        left = self._left(url)
+        headers = {"Accept-Encoding": replies.ACCEPT_ENCODING}
+        with httpx.Client(timeout=httpx.Timeout(left, connect=min(left, 5.0))) as http:
+            with http.stream("GET", url, headers=headers) as response:
+                body = replies.read_body_sync(
+                    response, self.max_bytes, "the WSDL server", lambda: self._left(url)
+                )
+                if response.status_code >= 400:
+                    raise zx.TransportError(status_code=response.status_code)
+                return body
+
+
+def parsed_wsdl(
+    location: str, *, timeout: float = 30.0, max_bytes: int = DEFAULT_MAX_WSDL_BYTES
+) -> Document:
     """The WSDL at ``location`` (see ``wsdl_location``), parsed once per process with
-    ``hardened_settings``. Blocking (it may fetch the WSDL over HTTP): in async code, call it
-    with ``asyncio.to_thread``. Different locations load in parallel."""
+    ``hardened_settings``, fetched within ``timeout`` seconds in all and ``max_bytes`` per
+    document. Blocking (it may fetch the WSDL over HTTP): in async code, use ``load_wsdl``.
+    Different locations load in parallel."""
     with _lock:
         doc = _documents.get(location)
         if doc is not None:
             return doc
         loading = _loading.setdefault(location, threading.Lock())
-    with loading:
+    if not loading.acquire(timeout=timeout):  # another thread is loading it, slowly
+        raise DeadlineExceeded(f"loading the WSDL took longer than {timeout:g} s")
+    try:
         doc = _documents.get(location)
         if doc is None:
-            loader = zeep.Transport(timeout=timeout, operation_timeout=timeout)
+            loader = BoundedLoader(timeout=timeout, max_bytes=max_bytes)
             doc = Document(location, loader, settings=hardened_settings())  # type: ignore[arg-type]
             with _lock:
                 _documents[location] = doc
         return doc
+    finally:
+        loading.release()
+
+
+async def load_wsdl(
+    location: str, *, timeout: float, max_bytes: int = DEFAULT_MAX_WSDL_BYTES
+) -> Document:
+    """``parsed_wsdl`` in a thread, never waited on for longer than ``timeout`` (plus a second
+    for zeep to parse what it fetched): a start-up cannot hang on a slow WSDL server."""
+    async with replies.deadline(timeout + 1.0, "loading the WSDL"):
+        return await asyncio.to_thread(parsed_wsdl, location, timeout=timeout, max_bytes=max_bytes)
 
 
 def _closed_client() -> httpx.Client:
@@ -164,19 +230,24 @@ _NO_FETCHING = _closed_client()
 
 
 class StrictAsyncTransport(AsyncTransport):
-    """zeep's async transport on the adaptor's own ``httpx.AsyncClient``, which checks every
-    reply with ``strict_parse`` before zeep's lenient parse can repair it."""
+    """zeep's async transport on the adaptor's own ``httpx.AsyncClient``. Operations are not
+    sent through it (``BoundedService`` sends them, with limits); should anything call zeep's
+    own send path, the reply is still read within a cap and checked strictly."""
+
+    max_reply_bytes = 10 * MiB
 
     async def post(self, address: str, message: Any, headers: Any) -> httpx.Response:
-        response: httpx.Response = await super().post(address, message, headers)
-        if response.content.strip():
-            try:
-                strict_parse(response.content)
-            except etree.XMLSyntaxError:
-                if response.status_code >= 300:  # an error page, not a SOAP reply
-                    raise zx.TransportError(status_code=response.status_code) from None
-                raise
-        return response
+        reply = await replies.request(
+            self.client,
+            "POST",
+            address,
+            content=message,
+            headers=headers,
+            max_bytes=self.max_reply_bytes,
+            system="the SOAP service",
+        )
+        soap_envelope(reply, "the SOAP service")
+        return httpx.Response(reply.status_code, content=reply.content)
 
 
 def bind_client(
@@ -200,10 +271,110 @@ def bind_client(
     return client, service
 
 
+class BoundedService:
+    """Calls the operations of one SOAP service with a bounded reply and a total deadline.
+
+    zeep builds (and checks) each request from the WSDL; the reply is read within
+    ``max_reply_bytes`` (decompressed), parsed once, strictly (``soap_envelope``), and mapped by
+    zeep - off the event loop when it is big - all within ``timeout`` seconds. ``post`` (also
+    run off the loop for a big reply) turns zeep's result into plain data."""
+
+    def __init__(
+        self,
+        proxy: AsyncServiceProxy,
+        http: httpx.AsyncClient,
+        *,
+        system: str,
+        timeout: float,
+        max_reply_bytes: int,
+    ) -> None:
+        self.client = proxy._client
+        self.binding: Any = proxy._binding
+        self.options = proxy._binding_options
+        self.address: str = self.options["address"]
+        self.http = http
+        self.system = system
+        self.timeout = timeout
+        self.max_reply_bytes = max_reply_bytes
+
+    def envelope(self, operation: str, kwargs: dict[str, Any]) -> tuple[bytes, dict[str, str]]:
+        envelope, headers = self.binding._create(
+            operation, (), kwargs, client=self.client, options=self.options
+        )
+        return etree_to_string(envelope), dict(headers)
+
+    async def exchange(
+        self, operation: str, message: bytes, headers: dict[str, str], read: Callable[[Reply], T]
+    ) -> T:
+        """POST ``message`` and ``read`` the reply, all within the limits."""
+        async with replies.deadline(self.timeout, f"{self.system} {operation}"):
+            reply = await replies.request(
+                self.http,
+                "POST",
+                self.address,
+                content=message,
+                headers=headers,
+                max_bytes=self.max_reply_bytes,
+                system=self.system,
+            )
+            return await replies.parse(reply.content, lambda: read(reply))
+
+    async def call(
+        self, operation: str, kwargs: dict[str, Any], post: Callable[[Any], T] = lambda r: r
+    ) -> T:
+        message, headers = self.envelope(operation, kwargs)
+        op = self.binding.get(operation)
+        return await self.exchange(
+            operation, message, headers, lambda reply: post(self._result(op, reply))
+        )
+
+    def _result(self, op: Any, reply: Reply) -> Any:
+        doc = soap_envelope(reply, self.system)
+        if doc.find("soap-env:Body/soap-env:Fault", namespaces=self.binding.nsmap) is not None:
+            self.binding.process_error(doc, op)  # raises zeep's Fault
+        if reply.status_code != 200:
+            raise BackendUnavailable(
+                f"{self.system} answered HTTP {reply.status_code}", retry_after=30
+            )
+        return op.process_reply(doc)
+
+
+def bounded_service(
+    document: Document,
+    http: httpx.AsyncClient,
+    *,
+    endpoint: str | None,
+    system: str,
+    timeout: float,
+    max_reply_bytes: int,
+) -> BoundedService:
+    _, proxy = bind_client(document, http, endpoint=endpoint)
+    return BoundedService(
+        proxy, http, system=system, timeout=timeout, max_reply_bytes=max_reply_bytes
+    )
+
+
+def client_for(timeout: float, **kwargs: Any) -> httpx.AsyncClient:
+    """An adaptor's own ``httpx.AsyncClient``: per-read timeouts as a backstop (the deadline of
+    each exchange is ``BoundedService``'s), and only encodings inflated with a bound."""
+    return httpx.AsyncClient(
+        timeout=httpx.Timeout(timeout, connect=min(timeout, 5.0)),
+        headers={"Accept-Encoding": replies.ACCEPT_ENCODING},
+        **kwargs,
+    )
+
+
 # -- reading replies ---------------------------------------------------------------------------
-_STRICT = etree.XMLParser(
-    resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False, recover=False
-)
+_parsers = threading.local()  # lxml parsers must not be shared between threads
+
+
+def _strict_parser() -> etree.XMLParser:
+    parser: etree.XMLParser | None = getattr(_parsers, "strict", None)
+    if parser is None:
+        parser = _parsers.strict = etree.XMLParser(
+            resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False, recover=False
+        )
+    return parser
 
 
 def strict_parse(body: bytes) -> etree._Element:
@@ -211,11 +382,53 @@ def strict_parse(body: bytes) -> etree._Element:
     lenient mode would *recover* broken XML into an empty answer; here it is an error
     (``etree.XMLSyntaxError``; ``zx.DTDForbidden`` for a DTD)."""
     try:
-        doc = etree.fromstring(body, _STRICT)
+        doc = etree.fromstring(body, _strict_parser())
     except etree.XMLSyntaxError:
         if b"<!DOCTYPE" in body[:4096] or b"<!ENTITY" in body[:65536]:
             raise zx.DTDForbidden("", "", "") from None  # hostile, not merely broken
         raise  # malformed -> BackendUnavailable
     if doc.getroottree().docinfo.doctype:
         raise zx.DTDForbidden(doc.getroottree().docinfo.doctype, "", "")
+    return doc
+
+
+SOAP_NAMESPACES = frozenset(
+    {"http://schemas.xmlsoap.org/soap/envelope/", "http://www.w3.org/2003/05/soap-envelope"}
+)
+_HTML = re.compile(rb"<!doctype\s+html|<html[\s>]", re.IGNORECASE)
+
+
+def not_soap(status: int, system: str, *, empty: bool) -> GatewayError:
+    """What an empty or non-SOAP reply means: never an answer."""
+    if status in (401, 403):
+        return BackendAuthFailed(f"{system} refused the gateway's credentials")
+    if status < 300:
+        what = "an empty reply" if empty else "a reply that is not SOAP"
+        return BackendUnavailable(f"{system} sent {what}", retry_after=30)
+    return BackendUnavailable(
+        f"{system} answered HTTP {status} with {'no body' if empty else 'a non-SOAP page'}",
+        retry_after=30,
+    )
+
+
+def soap_envelope(reply: Reply, system: str) -> etree._Element:
+    """The reply's SOAP ``Envelope``, parsed strictly. An empty, malformed or non-SOAP body
+    (HTML error pages included, whatever their DOCTYPE) raises ``not_soap``'s error; a DTD in
+    anything else is refused as hostile (``zx.DTDForbidden``)."""
+    body = reply.content
+    if not body.strip():
+        raise not_soap(reply.status_code, system, empty=True)
+    try:
+        doc = strict_parse(body)
+    except zx.DTDForbidden:
+        if _HTML.search(body[:4096]):
+            raise not_soap(reply.status_code, system, empty=False) from None
+        raise
+    except etree.XMLSyntaxError:
+        if reply.status_code >= 300 or _HTML.search(body[:4096]):
+            raise not_soap(reply.status_code, system, empty=False) from None
+        raise  # a truncated or broken SOAP reply -> "malformed" (BackendUnavailable)
+    name = etree.QName(doc)
+    if name.localname != "Envelope" or name.namespace not in SOAP_NAMESPACES:
+        raise not_soap(reply.status_code, system, empty=False)
     return doc

@@ -31,7 +31,7 @@ from adaptors.civica_uh.mapping import (
     summary_lines,
     to_property,
 )
-from adaptors.soap import bind_client, parsed_wsdl, wsdl_location
+from adaptors.soap import bounded_service, client_for, load_wsdl, wsdl_location
 from gateway.domain import Property, PropertyKind, WorksOrder
 from gateway.errors import BackendRejected, BackendUnavailable
 
@@ -106,8 +106,10 @@ class CivicaUHAdaptor(AddressSource, WorksOrderSink):
                 try:
                     prop_doc, rep_doc = await asyncio.gather(
                         *(
-                            asyncio.to_thread(
-                                parsed_wsdl, wsdl_location(wsdl, base), timeout=o.timeout_seconds
+                            load_wsdl(
+                                wsdl_location(wsdl, base),
+                                timeout=o.timeout_seconds,
+                                max_bytes=o.max_reply_bytes,
                             )
                             for wsdl in (o.property_wsdl, o.repair_wsdl)
                         )
@@ -119,22 +121,22 @@ class CivicaUHAdaptor(AddressSource, WorksOrderSink):
                     raise BackendUnavailable(
                         "Civica UH service description could not be loaded", retry_after=60
                     ) from None
-                timeout = httpx.Timeout(o.timeout_seconds, connect=min(o.timeout_seconds, 5))
-                http = httpx.AsyncClient(
-                    timeout=timeout,
+                http = client_for(
+                    o.timeout_seconds,
                     limits=httpx.Limits(max_connections=max(o.max_concurrency * 2, 10)),
                 )
                 header = self._header()
 
                 def service(document: Document, endpoint: str | None) -> UHService:
-                    _, proxy = bind_client(document, http, endpoint=endpoint)
-                    return UHService(
-                        proxy,
+                    bounded = bounded_service(
+                        document,
                         http,
-                        header=header,
+                        endpoint=endpoint,
+                        system="Civica UH",
                         timeout=o.timeout_seconds,
-                        read_attempts=o.read_attempts,
+                        max_reply_bytes=o.max_reply_bytes,
                     )
+                    return UHService(bounded, header=header, read_attempts=o.read_attempts)
 
                 self._http = http
                 self._property = service(prop_doc, o.property_endpoint)

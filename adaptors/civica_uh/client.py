@@ -1,21 +1,23 @@
 """Transport for one UH service (PropertyService or RepairService) over zeep.
 
-Adds the ``WebRequest`` header fields to every ``dto``, bounds every call with a timeout, retries
-reads (only) on connection errors and timeouts, and maps SOAP faults and ``Success=false`` replies
-to the gateway's error taxonomy. Never logs request or reply contents.
+Adds the ``WebRequest`` header fields to every ``dto``, bounds every call (one deadline for
+connect, send, transfer and parsing; a cap on the reply's decompressed bytes; big replies parsed
+off the event loop - ``adaptors.soap.BoundedService``), retries reads (only) on connection errors
+and timeouts, and maps SOAP faults and ``Success=false`` replies to the gateway's error taxonomy.
+An empty or non-SOAP reply is never an answer (ADR 0004). Never logs request or reply
+contents.
 """
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
-import httpx
 import structlog
 import zeep.exceptions as zx
 from lxml import etree
 
-from adaptors.soap import map_soap_error, retry_reads, strict_parse
+from adaptors.replies import Reply
+from adaptors.soap import BoundedService, map_soap_error, retry_reads, soap_envelope
 from gateway.errors import (
     BackendAuthFailed,
     BackendRejected,
@@ -115,19 +117,16 @@ def to_tree(el: etree._Element) -> Any:
     return out
 
 
-def parse_reply(status: int, body: bytes) -> Any:
-    """The ``<opResult>`` of a SOAP 1.1 reply as plain data; faults and HTTP errors raise the
-    zeep exceptions that ``map_failure`` understands."""
-    if not body.strip():
-        if status >= 300:
-            raise zx.TransportError(status_code=status)
-        return {}
-    doc = strict_parse(body)
+def parse_reply(reply: Reply) -> Any:
+    """The ``<opResult>`` of a SOAP 1.1 reply as plain data. Faults raise the zeep exceptions
+    that ``map_failure`` understands; an empty or non-SOAP body (an empty 200, an HTML error
+    page) raises ``BackendUnavailable`` (``BackendAuthFailed`` for 401/403): never an empty
+    answer."""
+    status = reply.status_code
+    doc = soap_envelope(reply, SYSTEM)
     soap_body = doc.find(f"{SOAP_ENV}Body")
     if soap_body is None:
-        if status >= 300:
-            raise zx.TransportError(status_code=status)
-        raise zx.XMLParseError("the reply is not a SOAP envelope")
+        raise zx.XMLParseError("the reply has no SOAP body")
     fault = soap_body.find(f"{SOAP_ENV}Fault")
     if fault is not None:
         raise zx.Fault(
@@ -136,7 +135,9 @@ def parse_reply(status: int, body: bytes) -> Any:
     if status >= 300:
         raise zx.TransportError(status_code=status)
     wrapper = next((c for c in soap_body if isinstance(c.tag, str)), None)
-    result = None if wrapper is None else next((c for c in wrapper if isinstance(c.tag, str)), None)
+    if wrapper is None:
+        raise zx.XMLParseError("the reply's SOAP body is empty")
+    result = next((c for c in wrapper if isinstance(c.tag, str)), None)
     tree = None if result is None else to_tree(result)
     return tree if isinstance(tree, dict) else {}
 
@@ -161,30 +162,20 @@ def map_failure(exc: BaseException) -> GatewayError:
 
 class UHService:
     """One UH service. zeep builds (and checks) each request from the WSDL; the reply is read
-    with a strict, hardened lxml parse into plain data - faster than zeep's object mapping and
-    tolerant of extra or missing elements by construction."""
+    within the service's limits and parsed with a strict, hardened lxml parse into plain data -
+    faster than zeep's object mapping and tolerant of extra or missing elements by
+    construction."""
 
     def __init__(
-        self,
-        proxy: Any,
-        http: httpx.AsyncClient,
-        *,
-        header: dict[str, Any],
-        timeout: float,
-        read_attempts: int,
+        self, service: BoundedService, *, header: dict[str, Any], read_attempts: int
     ) -> None:
-        self.proxy = proxy
-        self.http = http
-        self.address = proxy._binding_options["address"]
+        self.service = service
+        self.address = service.address
         self.header = header
-        self.timeout = timeout
         self.read_attempts = read_attempts
 
     def envelope(self, op: str, dto: dict[str, Any]) -> tuple[bytes, dict[str, str]]:
-        envelope, headers = self.proxy._binding._create(
-            op, (), {"dto": dto}, client=self.proxy._client
-        )
-        return etree.tostring(envelope, encoding="utf-8"), dict(headers)
+        return self.service.envelope(op, {"dto": dto})
 
     async def call(self, op: str, *, read: bool, **fields: Any) -> Any:
         """Call ``op`` with ``dto = header + fields``; return the ``<op>Result`` on success."""
@@ -192,12 +183,7 @@ class UHService:
 
         async def once() -> Any:
             body, headers = self.envelope(op, dto)
-            try:
-                async with asyncio.timeout(self.timeout):
-                    response = await self.http.post(self.address, content=body, headers=headers)
-            except TimeoutError:
-                raise httpx.ReadTimeout(f"{op} timed out") from None
-            return parse_reply(response.status_code, response.content)
+            return await self.service.exchange(op, body, headers, parse_reply)
 
         try:
             if read:

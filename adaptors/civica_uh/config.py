@@ -58,7 +58,19 @@ class CivicaUHConfig(AdaptorConfig):
     source_system: str = Field(default="REPAIRSGW", min_length=1, max_length=50)
     user_id: int = Field(default=0, description="UH user id sent as WebRequest.UserId")
     company_code: str | None = Field(default=None, description="WebRequest.CompanyCode")
-    timeout_seconds: float = Field(default=10.0, gt=0, le=120)
+    timeout_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        le=120,
+        description="total deadline of each call: connect, send, reply and parsing (and of "
+        "loading the WSDLs)",
+    )
+    max_reply_bytes: int = Field(
+        default=10 * 1024 * 1024,
+        ge=64 * 1024,
+        le=512 * 1024 * 1024,
+        description="largest reply (and WSDL document) accepted, in decompressed bytes",
+    )
     read_attempts: int = Field(default=3, ge=1, le=5, description="attempts for reads")
     max_records: int = Field(default=500, ge=1, le=5000, description="MaxRecords per postcode")
     max_concurrency: int = Field(default=8, ge=1, le=64, description="parallel GetPropertyByRef")

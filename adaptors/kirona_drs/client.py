@@ -4,7 +4,10 @@ Sessions are opened lazily, shared by concurrent requests (one ``openSession`` a
 under an ``asyncio.Lock``), reused for the London calendar day they were opened on, re-opened
 once when DRS says the session is invalid (or the day has changed) and closed by ``close``.
 Reads are retried (bounded, jittered) on connection errors and timeouts; writes never are -
-the adaptor decides what to do with a lost write reply (it looks the order up first).
+the adaptor decides what to do with a lost write reply (it looks the order up first). Every call
+is one bounded exchange (``adaptors.soap.BoundedService``): ``timeout_seconds`` covers connect,
+send, reply and parsing, the reply is capped at ``max_reply_bytes`` decompressed, and a big
+reply is parsed (zeep's mapping and ``check_reply`` included) off the event loop.
 """
 
 from __future__ import annotations
@@ -28,7 +31,15 @@ from adaptors.kirona_drs.wire import (
     failure_to_gateway,
     request_for,
 )
-from adaptors.soap import bind_client, map_soap_error, parsed_wsdl, retry_reads, wsdl_location
+from adaptors.soap import (
+    BoundedService,
+    bounded_service,
+    client_for,
+    load_wsdl,
+    map_soap_error,
+    retry_reads,
+    wsdl_location,
+)
 from gateway.errors import BackendUnavailable
 from gateway.timeutil import today_london
 
@@ -45,7 +56,7 @@ class DRSClient:
         self.wsdl = wsdl_location(config.wsdl, base)
         self.today = today
         self._client: zeep.AsyncClient | None = None
-        self._service: Any = None
+        self._service: BoundedService | None = None
         self._http: httpx.AsyncClient | None = None
         self._setup_lock = asyncio.Lock()
         self._session_lock = asyncio.Lock()
@@ -54,30 +65,36 @@ class DRSClient:
         self.sessions_opened = 0
 
     # -- plumbing -----------------------------------------------------------------------
-    async def _ensure_client(self) -> tuple[zeep.AsyncClient, Any]:
-        if self._client is None:
+    async def _ensure_client(self) -> tuple[zeep.AsyncClient, BoundedService]:
+        if self._client is None or self._service is None:
             async with self._setup_lock:
                 if self._client is None:
                     timeout = self.config.timeout_seconds
                     try:
-                        doc = await asyncio.to_thread(parsed_wsdl, self.wsdl, timeout=timeout)
+                        doc = await load_wsdl(
+                            self.wsdl, timeout=timeout, max_bytes=self.config.max_reply_bytes
+                        )
                     except Exception as exc:  # noqa: BLE001 - any load failure is an outage
                         log.warning("drs.wsdl_unavailable", error=type(exc).__name__)
                         raise map_soap_error(exc, SYSTEM) from None
-                    http = httpx.AsyncClient(
-                        timeout=httpx.Timeout(timeout, connect=min(timeout, 5.0))
+                    http = client_for(timeout)
+                    service = bounded_service(
+                        doc,
+                        http,
+                        endpoint=self.config.endpoint,
+                        system=SYSTEM,
+                        timeout=timeout,
+                        max_reply_bytes=self.config.max_reply_bytes,
                     )
-                    client, service = bind_client(doc, http, endpoint=self.config.endpoint)
-                    self._client, self._service, self._http = client, service, http
-        assert self._client is not None
+                    self._client, self._service, self._http = service.client, service, http
+        assert self._client is not None and self._service is not None
         return self._client, self._service
 
     async def _send(self, operation: str, body: dict[str, Any]) -> dict[str, Any]:
         """One call, no session handling: raises SessionInvalid/DRSFailure or transport errors."""
         client, service = await self._ensure_client()
         request = request_for(client, operation, body)
-        reply = await getattr(service, operation)(**request)
-        return check_reply(reply, operation)
+        return await service.call(operation, request, lambda reply: check_reply(reply, operation))
 
     # -- sessions -----------------------------------------------------------------------
     async def session(self) -> str:

@@ -37,7 +37,19 @@ class KironaDRSConfig(AdaptorConfig):
     window_days: int = Field(default=7, ge=1, le=7, description="DRS cuts spans to 7 days")
     concurrent_windows: int = Field(default=4, ge=1, le=16)
     cache_seconds: float = Field(default=60.0, ge=0)
-    timeout_seconds: float = Field(default=30.0, gt=0, le=300)
+    timeout_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        le=300,
+        description="total deadline of each call: connect, send, reply and parsing (and of "
+        "loading the WSDL)",
+    )
+    max_reply_bytes: int = Field(
+        default=10 * 1024 * 1024,
+        ge=64 * 1024,
+        le=512 * 1024 * 1024,
+        description="largest reply (and WSDL document) accepted, in decompressed bytes",
+    )
     read_attempts: int = Field(default=3, ge=1, le=5)
     query_order_number: str = Field(
         default="GW-AVAILABILITY-QUERY",

@@ -1,0 +1,235 @@
+"""Bounded vendor replies: a cap on the (decompressed) bytes read, a total deadline per
+exchange, and big replies parsed off the event loop.
+
+A hostile or broken vendor must never take down more than its own request. Every adaptor that
+talks HTTP reads its replies through ``request``:
+
+- the body is read as a stream and refused as soon as it passes ``max_bytes``
+  (:class:`ReplyTooLarge`, a ``BackendUnavailable``); the connection is then closed, not reused.
+  The cap applies to *decompressed* bytes: gzip and deflate are inflated here, incrementally and
+  never more than the bytes still allowed, so a small compressed bomb cannot expand in memory;
+- ``deadline`` bounds a whole exchange - connect, send, reply transfer and parsing - which
+  httpx's own timeouts (per read) do not: a server trickling one byte a second never trips
+  them. It raises :class:`DeadlineExceeded`, an ``httpx.TimeoutException``, so callers keep
+  treating it as a timeout (reads retried, a write's outcome unknown);
+- ``off_loop`` runs CPU-heavy parsing of big replies in a small, bounded pool of threads
+  (``PARSE_THREADS``), so one council's big reply does not stall every other request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import zlib
+from collections.abc import AsyncIterator, Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
+from functools import partial
+from typing import Any, TypeVar
+
+import httpx
+
+from gateway.errors import BackendUnavailable
+
+T = TypeVar("T")
+
+MiB = 1024 * 1024
+# Replies smaller than this are parsed on the event loop (a thread hop would cost more).
+OFF_LOOP_BYTES = 64 * 1024
+PARSE_THREADS = 2
+# What the adaptors' clients accept: encodings inflated here with a bound (no br/zstd, whose
+# decoders in httpx inflate a whole chunk at once).
+ACCEPT_ENCODING = "gzip, deflate"
+
+
+class ReplyTooLarge(BackendUnavailable):
+    """The vendor sent more than the adaptor's ``max_reply_bytes``: the backend's fault (it
+    counts against the circuit breaker), never retried as it would only come back as large."""
+
+    def __init__(self, system: str, limit: int) -> None:
+        super().__init__(f"{system} sent a reply larger than {limit} bytes", retry_after=60)
+        self.limit = limit
+
+
+class DeadlineExceeded(httpx.TimeoutException):
+    """An exchange (connect, send, transfer, parse) ran past its total deadline."""
+
+
+@asynccontextmanager
+async def deadline(seconds: float, what: str) -> AsyncIterator[None]:
+    """Bound the block to ``seconds`` in all; past it, :class:`DeadlineExceeded`."""
+    try:
+        async with asyncio.timeout(seconds):
+            yield
+    except TimeoutError:
+        raise DeadlineExceeded(f"{what} took longer than {seconds:g} s") from None
+
+
+_pool: ThreadPoolExecutor | None = None
+
+
+def _executor() -> ThreadPoolExecutor:
+    global _pool
+    if _pool is None:
+        _pool = ThreadPoolExecutor(max_workers=PARSE_THREADS, thread_name_prefix="reply-parse")
+    return _pool
+
+
+async def off_loop(fn: Callable[..., T], *args: Any) -> T:
+    """``fn(*args)`` in the reply-parsing threads (at most ``PARSE_THREADS`` at once)."""
+    return await asyncio.get_running_loop().run_in_executor(_executor(), partial(fn, *args))
+
+
+async def parse(body: bytes, fn: Callable[[], T]) -> T:
+    """``fn()`` on the loop for a small ``body``, off it for a big one."""
+    if len(body) < OFF_LOOP_BYTES:
+        return fn()
+    return await off_loop(fn)
+
+
+class Reply:
+    """A vendor reply read within its limits: status, headers and the decoded body."""
+
+    __slots__ = ("status_code", "headers", "content", "_json")
+
+    def __init__(self, status_code: int, headers: httpx.Headers, content: bytes) -> None:
+        self.status_code = status_code
+        self.headers = headers
+        self.content = content
+        self._json: tuple[Any, ValueError | None] | None = None
+
+    @property
+    def text(self) -> str:
+        return self.content.decode("utf-8", errors="replace")
+
+    def json(self) -> Any:
+        """The body as JSON (``ValueError`` if it is not), parsed once."""
+        if self._json is None:
+            self._json = _json_of(self.content)
+        value, error = self._json
+        if error is not None:
+            raise error
+        return value
+
+    async def load_json(self) -> None:
+        """Parse a big JSON body now, off the event loop, so ``json()`` costs nothing later."""
+        if self._json is None and len(self.content) >= OFF_LOOP_BYTES:
+            self._json = await off_loop(_json_of, self.content)
+
+
+def _json_of(content: bytes) -> tuple[Any, ValueError | None]:
+    try:
+        return json.loads(content), None
+    except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError
+        return None, exc
+
+
+class _Inflater:
+    """Incremental gzip/deflate decoding that never produces more than it is allowed."""
+
+    def __init__(self, encoding: str) -> None:
+        self.raw_fallback = encoding == "deflate"  # RFC says zlib; some servers send raw
+        # 32 + MAX_WBITS: a gzip or zlib header, detected
+        wbits = zlib.MAX_WBITS | 32 if encoding in ("gzip", "x-gzip") else zlib.MAX_WBITS
+        self.d = zlib.decompressobj(wbits)
+        self.started = False
+
+    def feed(self, data: bytes, room: int) -> Iterator[bytes]:
+        """Decoded bytes of ``data``: stops (leaving input unread) once ``room`` + 1 bytes came
+        out, which is enough to know the cap is passed."""
+        while data and room >= 0 and not self.d.eof:
+            try:
+                out = self.d.decompress(data, room + 1)
+            except zlib.error:
+                if self.raw_fallback and not self.started:
+                    self.raw_fallback = False
+                    self.d = zlib.decompressobj(-zlib.MAX_WBITS)
+                    continue
+                raise httpx.DecodingError("the reply's compressed body is corrupt") from None
+            self.started = True
+            if not out and self.d.unconsumed_tail == data:
+                raise httpx.DecodingError("the reply's compressed body does not decode")
+            data = self.d.unconsumed_tail
+            if out:
+                room -= len(out)
+                yield out
+
+    def finish(self) -> bytes:
+        return self.d.flush()
+
+
+class _Body:
+    """Collects a decoded body up to ``max_bytes``."""
+
+    def __init__(self, response: httpx.Response, max_bytes: int, system: str) -> None:
+        self.max_bytes, self.system = max_bytes, system
+        encoding = response.headers.get("content-encoding", "identity").strip().lower()
+        self.raw = encoding in ("", "identity", "gzip", "x-gzip", "deflate")
+        self.inflater = _Inflater(encoding) if encoding not in ("", "identity") else None
+        if self.raw and self.inflater is None:
+            declared = response.headers.get("content-length", "")
+            if declared.isdigit() and int(declared) > max_bytes:
+                raise ReplyTooLarge(system, max_bytes)
+        self.parts: list[bytes] = []
+        self.size = 0
+
+    def _add(self, piece: bytes) -> None:
+        self.size += len(piece)
+        if self.size > self.max_bytes:
+            raise ReplyTooLarge(self.system, self.max_bytes)
+        self.parts.append(piece)
+
+    def add(self, chunk: bytes) -> None:
+        if self.inflater is None or not self.raw:
+            self._add(chunk)
+            return
+        for piece in self.inflater.feed(chunk, self.max_bytes - self.size):
+            self._add(piece)
+
+    def done(self) -> bytes:
+        if self.inflater is not None and self.raw:
+            self._add(self.inflater.finish())
+        return b"".join(self.parts)
+
+
+async def read_body(response: httpx.Response, max_bytes: int, system: str) -> bytes:
+    """The decoded body of a streamed ``response``, at most ``max_bytes`` of it. gzip and
+    deflate are inflated here with that bound; anything else httpx decodes itself (the
+    adaptors' clients do not ask for other encodings) and the cap applies to its output."""
+    body = _Body(response, max_bytes, system)
+    if response.is_stream_consumed:  # read already (an event hook): only the cap is left
+        body.raw = False
+    chunks = response.aiter_raw() if body.raw else response.aiter_bytes()
+    async for chunk in chunks:
+        body.add(chunk)
+    return body.done()
+
+
+def read_body_sync(
+    response: httpx.Response, max_bytes: int, system: str, check: Callable[[], object]
+) -> bytes:
+    """``read_body`` for a sync client; ``check()`` runs as each chunk arrives (a deadline)."""
+    body = _Body(response, max_bytes, system)
+    check()
+    for chunk in response.iter_raw() if body.raw else response.iter_bytes():
+        check()
+        body.add(chunk)
+    return body.done()
+
+
+async def request(
+    http: httpx.AsyncClient,
+    method: str,
+    url: str,
+    *,
+    max_bytes: int,
+    system: str,
+    **kwargs: Any,
+) -> Reply:
+    """Send a request and read its reply within ``max_bytes`` (wrap it in ``deadline``).
+
+    A reply over the cap raises :class:`ReplyTooLarge`; leaving the stream unread closes the
+    connection rather than returning it to the pool."""
+    async with http.stream(method, url, **kwargs) as response:
+        body = await read_body(response, max_bytes, system)
+        return Reply(response.status_code, response.headers, body)
