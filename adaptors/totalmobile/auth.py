@@ -14,6 +14,7 @@ from collections.abc import Callable
 import httpx
 import structlog
 
+from adaptors import replies
 from adaptors.totalmobile.errors import SYSTEM, retry_after
 from gateway.errors import BackendAuthFailed, BackendRejected, BackendUnavailable
 
@@ -31,6 +32,8 @@ class TokenManager:
         scope: str,
         margin_seconds: float = 60.0,
         clock: Callable[[], float] = time.monotonic,
+        timeout: float = 10.0,
+        max_bytes: int = 2 * replies.MiB,
     ) -> None:
         self._http = http
         self._url = token_url
@@ -42,6 +45,8 @@ class TokenManager:
         }
         self._margin = margin_seconds
         self._clock = clock
+        self._timeout = timeout
+        self._max_bytes = max_bytes
         self._token: str | None = None
         self._valid_until = 0.0
         self._lock = asyncio.Lock()
@@ -70,12 +75,19 @@ class TokenManager:
     async def _fetch(self) -> str:
         self.fetches += 1
         try:
-            resp = await self._http.post(
-                self._url, data=self._form, headers={"Accept": "application/json"}
-            )
+            async with replies.deadline(self._timeout, f"{SYSTEM} token"):
+                resp = await replies.request(
+                    self._http,
+                    "POST",
+                    self._url,
+                    max_bytes=self._max_bytes,
+                    system=f"{SYSTEM} token service",
+                    data=self._form,
+                    headers={"Accept": "application/json"},
+                )
         except httpx.TimeoutException:
             raise BackendUnavailable(f"{SYSTEM} token service did not answer in time") from None
-        except httpx.TransportError:
+        except (httpx.TransportError, httpx.DecodingError):
             raise BackendUnavailable(f"{SYSTEM} token service could not be reached") from None
         if resp.status_code in (400, 401, 403):
             error = _oauth_error(resp)
@@ -104,7 +116,7 @@ class TokenManager:
         return token
 
 
-def _oauth_error(resp: httpx.Response) -> str:
+def _oauth_error(resp: replies.Reply) -> str:
     try:
         body = resp.json()
     except ValueError:

@@ -1,6 +1,10 @@
 """Transport for Totalmobile's REST APIs: one long-lived ``httpx.AsyncClient``, bearer tokens
 from :class:`TokenManager`, bounded jittered retries for reads only, and failures mapped to the
 gateway's error taxonomy. The paths follow ``openapi.yaml`` beside this file.
+
+Every exchange is bounded (``adaptors/replies.py``): ``timeout_seconds`` is a total deadline
+for connect, send and the whole reply (not only per read), the reply is capped at
+``max_reply_bytes`` decompressed, and a big JSON body is parsed off the event loop.
 """
 
 from __future__ import annotations
@@ -13,6 +17,8 @@ from urllib.parse import quote
 import httpx
 import structlog
 
+from adaptors import replies
+from adaptors.replies import Reply, ReplyTooLarge
 from adaptors.totalmobile.auth import TokenManager
 from adaptors.totalmobile.config import TotalmobileConfig
 from adaptors.totalmobile.errors import SYSTEM, OutcomeUnknown, retry_after
@@ -34,7 +40,10 @@ class TotalmobileClient:
         self.http = httpx.AsyncClient(
             base_url=config.base_url,
             timeout=httpx.Timeout(t, connect=min(t, 5.0)),
-            headers={"User-Agent": "repairs-gateway (totalmobile adaptor)"},
+            headers={
+                "User-Agent": "repairs-gateway (totalmobile adaptor)",
+                "Accept-Encoding": replies.ACCEPT_ENCODING,
+            },
             transport=transport,
         )
         self.tokens = TokenManager(
@@ -44,6 +53,8 @@ class TotalmobileClient:
             client_secret=config.client_secret.get_secret_value(),
             scope=config.scope,
             margin_seconds=config.token_refresh_margin_seconds,
+            timeout=t,
+            max_bytes=config.max_reply_bytes,
         )
         world = quote(config.world, safe="")
         self.jobs_path = f"/api/optimise/worlds/{world}/jobs"
@@ -61,17 +72,11 @@ class TotalmobileClient:
         accept: str,
         params: dict[str, Any] | None,
         json: Any,
-    ) -> httpx.Response:
+    ) -> Reply:
         """Send once with the shared token; on 401 refresh the token once and send again."""
         for attempt in (1, 2):
             token = await self.tokens.token()
-            resp = await self.http.request(
-                method,
-                path,
-                params=params,
-                json=json,
-                headers={"Authorization": f"Bearer {token}", "Accept": accept},
-            )
+            resp = await self._exchange(method, path, op, token, accept, params, json)
             if resp.status_code == 401 and attempt == 1:
                 log.info("totalmobile.token.rejected", op=op)
                 self.tokens.invalidate(token)
@@ -82,6 +87,31 @@ class TotalmobileClient:
             return resp
         raise AssertionError("unreachable")  # pragma: no cover
 
+    async def _exchange(
+        self,
+        method: str,
+        path: str,
+        op: str,
+        token: str,
+        accept: str,
+        params: dict[str, Any] | None,
+        json: Any,
+    ) -> Reply:
+        """One request and its whole reply (JSON parsed), within the deadline and the cap."""
+        async with replies.deadline(self.config.timeout_seconds, f"{SYSTEM} {op}"):
+            resp = await replies.request(
+                self.http,
+                method,
+                path,
+                max_bytes=self.config.max_reply_bytes,
+                system=SYSTEM,
+                params=params,
+                json=json,
+                headers={"Authorization": f"Bearer {token}", "Accept": accept},
+            )
+            await resp.load_json()
+            return resp
+
     async def read(
         self,
         path: str,
@@ -89,7 +119,7 @@ class TotalmobileClient:
         op: str,
         params: dict[str, Any] | None = None,
         accept: str = JSON,
-    ) -> httpx.Response:
+    ) -> Reply:
         """A GET: retried (bounded, jittered) on timeouts, connection errors, 5xx and 429.
 
         Returns the response for any other status; the caller interprets 2xx/4xx.
@@ -107,7 +137,7 @@ class TotalmobileClient:
                     raise BackendUnavailable(f"{SYSTEM} did not answer in time ({op})") from None
                 await asyncio.sleep(_backoff(attempt))
                 continue
-            except httpx.TransportError as exc:
+            except (httpx.TransportError, httpx.DecodingError) as exc:
                 log.info(
                     "totalmobile.read.transport", op=op, attempt=attempt, error=type(exc).__name__
                 )
@@ -144,7 +174,7 @@ class TotalmobileClient:
         op: str,
         json: Any = None,
         accept: str = JSON,
-    ) -> httpx.Response:
+    ) -> Reply:
         """A POST/PUT/DELETE: never retried here. A reply that may have been lost after the
         vendor acted raises :class:`OutcomeUnknown`, so the caller can look before retrying."""
         try:
@@ -157,9 +187,13 @@ class TotalmobileClient:
         except httpx.TimeoutException:
             log.info("totalmobile.write.timeout", op=op)
             raise OutcomeUnknown(f"{SYSTEM} did not answer in time ({op})") from None
-        except httpx.TransportError as exc:
+        except (httpx.TransportError, httpx.DecodingError) as exc:
             log.info("totalmobile.write.transport", op=op, error=type(exc).__name__)
             raise OutcomeUnknown(f"{SYSTEM} reply was lost ({op})") from None
+        except ReplyTooLarge as exc:
+            # the vendor may have acted: the caller looks before doing anything again
+            log.info("totalmobile.write.too_large", op=op)
+            raise OutcomeUnknown(exc.detail) from None
         if resp.status_code == 429:
             raise BackendUnavailable(
                 f"{SYSTEM} is throttling requests ({op})", retry_after=retry_after(resp, 1)

@@ -32,7 +32,18 @@ class TotalmobileConfig(AdaptorConfig):
     scope: str = Field(default="optimise serviceconnect")
     world: str = Field(min_length=1, description="the Optimise world (scheduling area) id")
     work_type_map: dict[Trade, WorkType] = Field(default_factory=_default_work_types)
-    timeout_seconds: float = Field(default=10.0, gt=0, le=120)
+    timeout_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        le=120,
+        description="total deadline of each call: connect, send and the whole reply",
+    )
+    max_reply_bytes: int = Field(
+        default=2 * 1024 * 1024,
+        ge=16 * 1024,
+        le=256 * 1024 * 1024,
+        description="largest reply accepted, in decompressed bytes",
+    )
     token_path: str = "/identity/connect/token"
     token_refresh_margin_seconds: float = Field(
         default=60.0, ge=0, description="fetch a new token this long before the old one expires"

@@ -6,16 +6,18 @@ from typing import Any
 
 import httpx
 
+from adaptors.replies import Reply
 from gateway.errors import BackendRejected, BackendUnavailable
 
 SYSTEM = "Totalmobile"
+Answer = Reply | httpx.Response
 
 
 class OutcomeUnknown(BackendUnavailable):
     """A write was sent but no usable answer came back: it may or may not have been applied."""
 
 
-def retry_after(resp: httpx.Response, default: int) -> int:
+def retry_after(resp: Answer, default: int) -> int:
     """Seconds from a ``Retry-After`` header (delta-seconds form), at least 1."""
     value = resp.headers.get("Retry-After", "")
     try:
@@ -24,7 +26,7 @@ def retry_after(resp: httpx.Response, default: int) -> int:
         return default
 
 
-def error_detail(resp: httpx.Response) -> tuple[str | None, str]:
+def error_detail(resp: Answer) -> tuple[str | None, str]:
     """(code, message) from a Totalmobile JSON error body; tolerant of the shapes seen."""
     try:
         body: Any = resp.json()
@@ -51,14 +53,14 @@ def error_detail(resp: httpx.Response) -> tuple[str | None, str]:
     return None, f"HTTP {resp.status_code}"
 
 
-def rejection(resp: httpx.Response, what: str) -> BackendRejected:
+def rejection(resp: Answer, what: str) -> BackendRejected:
     # the message is the vendor's free text and can echo what was sent: only its code travels
     code, _message = error_detail(resp)
     suffix = f" [{code}]" if code else ""
     return BackendRejected(f"{SYSTEM} refused to {what}{suffix}")
 
 
-def unavailable(resp: httpx.Response, what: str) -> BackendUnavailable:
+def unavailable(resp: Answer, what: str) -> BackendUnavailable:
     return BackendUnavailable(
         f"{SYSTEM} could not {what} (HTTP {resp.status_code})", retry_after=retry_after(resp, 30)
     )
