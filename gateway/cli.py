@@ -3,19 +3,25 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import csv
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 
 from gateway.config import ConfigError
 from gateway.settings import Settings
+
+if TYPE_CHECKING:
+    from gateway.outbox import OutboxWorker
+    from gateway.runtime import Runtime
 
 app = typer.Typer(
     help="Repairs gateway: one standard repairs API for councils.",
@@ -73,18 +79,106 @@ class AnsweredErrorsStayQuiet:
             pass
 
 
-def _serve(settings: Settings, host: str, port: int, banner: str | None = None) -> None:
+EXIT_SCHEMA = 3  # the database is unreachable or not migrated (serve, worker)
+
+
+def _refuse(message: str, code: int = 2) -> NoReturn:
+    typer.echo(f"repairs-gateway: {message}", err=True)
+    raise typer.Exit(code)
+
+
+def _check_secret(settings: Settings) -> None:
+    problem = settings.secret_key_problem()
+    if problem is not None:
+        _refuse(problem)
+
+
+def _wait_for_schema(settings: Settings) -> None:
+    """On PostgreSQL, `serve` and `worker` never migrate: the schema is `repairs-gateway
+    migrate`'s job (run once per release, e.g. by a Job or init container). Wait up to
+    ``schema_wait_seconds`` for it, then refuse. SQLite (one process) migrates at start."""
+    if not settings.uses_postgres():
+        return
+    from gateway.storage.database import schema_state
+
+    url = settings.resolved_database_url()
+    deadline = time.monotonic() + settings.schema_wait_seconds
+    said_waiting = False
+    while True:
+        try:
+            state = schema_state(url)
+        except Exception as exc:  # noqa: BLE001 - reported by type below, retried until the deadline
+            why, hint = f"cannot reach the database ({type(exc).__name__})", "check DATABASE_URL"
+        else:
+            if state.state == "ahead":
+                typer.echo(
+                    f"repairs-gateway: {state.describe()}: a newer release migrated it; "
+                    "serving anyway (migrations are additive)",
+                    err=True,
+                )
+            if state.usable:
+                return
+            why, hint = state.describe(), "run `repairs-gateway migrate` first"
+        left = deadline - time.monotonic()
+        if left <= 0:
+            _refuse(
+                f"{why}: {hint} (waited {settings.schema_wait_seconds:g}s, "
+                "GATEWAY_SCHEMA_WAIT_SECONDS)",
+                EXIT_SCHEMA,
+            )
+        if not said_waiting:
+            typer.echo(f"repairs-gateway: {why}; waiting up to {left:.0f}s", err=True)
+            said_waiting = True
+        time.sleep(min(2.0, left))
+
+
+def _runtime(settings: Settings, *, run_worker: bool) -> Runtime:
+    """Checks first (signing key, schema), then the runtime. Every process flushes the call
+    statistics it records; only SQLite migrates at start."""
+    from gateway.runtime import Runtime
+
+    _check_secret(settings)
+    _wait_for_schema(settings)
+    try:
+        return Runtime(
+            settings,
+            run_worker=run_worker,
+            migrate=not settings.uses_postgres(),
+            periodic_flush=True,
+        )
+    except ConfigError as exc:
+        _fail_config(exc)
+        raise  # unreachable: _fail_config exits
+
+
+def _start_metrics_port(settings: Settings) -> None:
+    if settings.metrics_port is not None:
+        from prometheus_client import start_http_server
+
+        start_http_server(settings.metrics_port, addr=settings.metrics_host)
+
+
+def _serve(
+    settings: Settings,
+    host: str,
+    port: int,
+    banner: str | None = None,
+    *,
+    worker: bool = True,
+) -> None:
     import uvicorn
 
     from gateway.api.app import create_app
     from gateway.logging import configure
 
     configure(settings.log_level)
+    runtime = _runtime(settings, run_worker=worker)
     try:
-        application = create_app(settings)
+        application = create_app(settings, runtime=runtime)
     except ConfigError as exc:
         _fail_config(exc)
         return
+    _start_metrics_port(settings)
     if banner:
         typer.echo(banner)
     uvicorn.run(
@@ -98,10 +192,96 @@ def _serve(settings: Settings, host: str, port: int, banner: str | None = None) 
 
 @app.command()
 def serve(
-    config_dir: ConfigDir = Path("deploy/config"), host: str = "127.0.0.1", port: int = 8000
+    config_dir: ConfigDir = Path("deploy/config"),
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    worker: Annotated[
+        bool,
+        typer.Option(
+            "--worker/--no-worker",
+            help="also deliver the outbox in this process (--no-worker: requests only; "
+            "run `repairs-gateway worker` separately)",
+        ),
+    ] = True,
 ) -> None:
-    """Start the gateway for every council in CONFIG_DIR."""
-    _serve(_settings(config_dir), host, port)
+    """Start the gateway for every council in CONFIG_DIR. On PostgreSQL the schema must have
+    been migrated (`repairs-gateway migrate`); serve waits GATEWAY_SCHEMA_WAIT_SECONDS for it."""
+    _serve(_settings(config_dir), host, port, worker=worker)
+
+
+@app.command()
+def worker(config_dir: ConfigDir = Path("deploy/config")) -> None:
+    """Deliver the outbox (works orders, compensations, notifications, crash reconciliation)
+    and flush call statistics, without serving HTTP. Any number may run on one PostgreSQL
+    database (items are claimed one at a time). Stops cleanly on SIGTERM or Ctrl-C: the
+    batch in hand is finished (up to GATEWAY_SHUTDOWN_GRACE_SECONDS)."""
+    from gateway.logging import configure
+
+    settings = _settings(config_dir)
+    configure(settings.log_level)
+    runtime = _runtime(settings, run_worker=False)
+    _start_metrics_port(settings)
+    asyncio.run(_run_worker(runtime, settings.shutdown_grace_seconds))
+
+
+async def _deliver_until(worker: OutboxWorker, stop: asyncio.Event) -> None:
+    import structlog
+
+    log = structlog.get_logger("gateway.worker")
+    while not stop.is_set():
+        try:
+            attempted = await worker.run_once()
+        except Exception as exc:  # noqa: BLE001 - the worker must survive a database hiccup
+            log.error("outbox.loop_error", error_type=type(exc).__name__)
+            attempted = 0
+        if attempted == 0:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), worker.poll_seconds)
+
+
+async def _run_worker(runtime: Runtime, grace_seconds: float) -> None:
+    import structlog
+
+    log = structlog.get_logger("gateway.worker")
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await runtime.start()
+    log.info("worker.started", worker_id=runtime.worker.worker_id)
+    delivering = asyncio.create_task(_deliver_until(runtime.worker, stop))
+    try:
+        await stop.wait()
+        log.info("worker.stopping")
+        try:
+            await asyncio.wait_for(delivering, grace_seconds)
+        except TimeoutError:
+            # the items in hand stay claimed until their lock expires, then are retried
+            log.warning("worker.stopped_mid_delivery", grace_seconds=grace_seconds)
+    finally:
+        delivering.cancel()
+        await runtime.stop()
+        log.info("worker.stopped")
+
+
+@app.command("migrate")
+def migrate_cmd() -> None:
+    """Bring the database schema to this version (Alembic), then exit. On PostgreSQL it holds
+    an advisory lock, so several runs at once are safe (one migrates, the others wait)."""
+    from gateway.logging import configure
+    from gateway.storage.database import migrate, schema_state
+
+    settings = Settings()
+    configure(settings.log_level)
+    url = settings.resolved_database_url()
+    try:
+        migrate(url)
+        state = schema_state(url)
+    except Exception as exc:  # noqa: BLE001 - reported to the operator, exit non-zero
+        _refuse(f"migration failed: {type(exc).__name__}: {exc}", 1)
+    if state.state != "current":
+        _refuse(f"after migrating, {state.describe()}", 1)
+    typer.echo(f"database schema is current ({', '.join(state.database)})")
 
 
 SIMULATORS = [  # (module, port, extra args); ports match deploy/simulated/lincoln.yaml
@@ -149,7 +329,7 @@ def demo(
 ) -> None:
     """Start the demo council (CSV fallback, SQLite under ./data) with a local demo API key."""
     config = REPO / "deploy" / ("simulated" if with_simulators else "config")
-    settings = _settings(config)
+    settings = _settings(config).model_copy(update={"demo": True})
     procs: list[subprocess.Popen[bytes]] = []
     if with_simulators:
         os.environ.update({k: os.environ.get(k, v) for k, v in SIMULATOR_SECRETS.items()})

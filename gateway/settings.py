@@ -3,12 +3,15 @@ kept short and conventional: DATABASE_URL, GATEWAY_*)."""
 
 from __future__ import annotations
 
+import re
 import secrets
 from functools import lru_cache
 from pathlib import Path
 
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+KEYGEN = "`python -c 'import secrets; print(secrets.token_urlsafe(32))'`"
 
 
 class Settings(BaseSettings):
@@ -31,6 +34,14 @@ class Settings(BaseSettings):
     breaker_cooldown_seconds: float = 30.0  # rest before a half-open probe
     max_body_bytes: int = 64 * 1024
     log_level: str = "info"
+    demo: bool = False  # the local demo (`repairs-gateway demo`): placeholder secrets allowed
+    # `serve`/`worker` on PostgreSQL wait this long for `repairs-gateway migrate`, then refuse
+    schema_wait_seconds: float = 30.0
+    # /metrics: with an admin key on the API port; also open on this port when set (for a
+    # scraper inside the cluster, the port kept off the Ingress by the NetworkPolicy)
+    metrics_port: int | None = None
+    metrics_host: str = "127.0.0.1"
+    shutdown_grace_seconds: float = 20.0  # `worker`: finish the batch in hand for this long
 
     @model_validator(mode="after")
     def _reconcile_after_the_budget(self) -> Settings:
@@ -47,7 +58,40 @@ class Settings(BaseSettings):
             return self.database_url
         return f"sqlite:///{(self.data_dir / 'gateway.db').resolve()}"
 
+    def uses_postgres(self) -> bool:
+        return self.resolved_database_url().split(":", 1)[0].split("+", 1)[0] in (
+            "postgresql",
+            "postgres",
+        )
+
+    def secret_key_problem(self) -> str | None:
+        """Why the signing key cannot be used, or None. On PostgreSQL (several replicas) the
+        key must be configured: a key generated per process would make one replica's slot
+        tokens invalid on the next. Placeholders are refused outside the demo."""
+        if not self.secret_key:
+            if self.uses_postgres():
+                return (
+                    "GATEWAY_SECRET_KEY is not set: on PostgreSQL every replica must sign slot "
+                    f"tokens with the same key. Set it to a long random value, e.g. from {KEYGEN}"
+                )
+            return None
+        if self.demo:
+            return None
+        named = [("GATEWAY_SECRET_KEY", self.secret_key)] + [
+            ("GATEWAY_SECRET_KEYS_PREVIOUS", k) for k in self.previous_secret_keys()
+        ]
+        for name, value in named:
+            if looks_like_placeholder(value):
+                return (
+                    f"{name} holds a placeholder value, not a secret: set it to a long random "
+                    f"value, e.g. from {KEYGEN}"
+                )
+        return None
+
     def resolved_secret_key(self) -> str:
+        problem = self.secret_key_problem()
+        if problem is not None:
+            raise SecretKeyError(problem)
         if self.secret_key:
             return self.secret_key
         path = self.data_dir / "secret.key"
@@ -58,6 +102,23 @@ class Settings(BaseSettings):
         path.write_text(key)
         path.chmod(0o600)
         return key
+
+
+class SecretKeyError(ValueError):
+    """The configured signing key cannot be used (missing on PostgreSQL, or a placeholder)."""
+
+
+_PLACEHOLDER = re.compile(
+    r"^(secret|password|changeit|example|todo|fixme|x{4,}|<.*>|\$\{.*\})$"  # the whole value
+    r"|^(replace[-_ ]?me|your[-_ ]|insert[-_ ]|example[-_ ])"  # how it starts
+    r"|placeholder|change[-_ ]?me",  # anywhere
+    re.IGNORECASE,
+)
+
+
+def looks_like_placeholder(value: str) -> bool:
+    """An obvious stand-in (``change-me...``, ``<secret>``, ``${VAR}``, ``xxxx``), not a key."""
+    return bool(_PLACEHOLDER.search(value.strip()))
 
 
 @lru_cache

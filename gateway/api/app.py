@@ -10,8 +10,6 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from fastapi_offline import FastAPIOffline
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from starlette.responses import Response
 
 from gateway import __version__
 from gateway.api import admin, health, problems, routes
@@ -49,7 +47,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     problems.install(app)
     app.include_router(routes.router)
     app.include_router(admin.router)
-    app.include_router(health.router)
+    app.include_router(health.router)  # also /metrics (admin key), see gateway/api/health.py
 
     def openapi_with_security() -> dict[str, Any]:
         if app.openapi_schema is None:
@@ -71,10 +69,6 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
         return app.openapi_schema
 
     app.openapi = openapi_with_security  # type: ignore[method-assign]
-
-    @app.get("/metrics", include_in_schema=False)
-    async def metrics() -> Response:
-        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
     app.add_middleware(
         CouncilCors, origins={c.id: c.config.cors_origins for c in rt.councils.values()}

@@ -1,5 +1,10 @@
 """GET /health (application/health+json). Open to all, so it reveals nothing sensitive: no
-URLs, hosts, credentials or error texts from backends - only pass/warn/fail per component."""
+URLs, hosts, credentials or error texts from backends - only pass/warn/fail per component.
+
+Probes for an orchestrator: ``/health/live`` (the process answers: no database, no backends)
+and ``/health/ready`` (database reachable, schema migrated, councils loaded; 503 problem+json
+otherwise). ``/metrics`` (Prometheus) needs an admin key for every council served; a scraper
+can instead use the separate port of ``GATEWAY_METRICS_PORT``."""
 
 from __future__ import annotations
 
@@ -9,7 +14,10 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.responses import Response
 
+from gateway.api.problems import BASE, PROBLEM
 from gateway.errors import GatewayError
 from gateway.plugins import discover
 from gateway.runtime import Runtime
@@ -84,3 +92,97 @@ async def health(request: Request) -> JSONResponse:
         status_code=503 if body["status"] == "fail" else 200,
         media_type="application/health+json",
     )
+
+
+HEALTH_JSON = "application/health+json"
+READY_CACHE_SECONDS = 1.0
+_ready_cache: dict[int, tuple[float, dict[str, Any]]] = {}
+
+
+@router.get(
+    "/health/live",
+    summary="Liveness: the process answers (checks nothing else)",
+    response_class=JSONResponse,
+    responses={200: {"description": "alive", "content": {HEALTH_JSON: {}}}},
+)
+async def live() -> JSONResponse:
+    return JSONResponse({"status": "pass"}, media_type=HEALTH_JSON)
+
+
+async def readiness_report(rt: Runtime) -> dict[str, Any]:
+    """Database reachable, schema migrated (or newer, during a rolling upgrade), councils
+    loaded. Outputs are fixed words and revision ids: nothing about hosts or credentials."""
+    checks: dict[str, dict[str, Any]] = {}
+    try:
+        schema = await asyncio.wait_for(rt.database.schema_state(), CHECK_TIMEOUT)
+    except TimeoutError:
+        checks["database"] = {"status": "fail", "output": "timed out"}
+        checks["schema"] = {"status": "fail", "output": "unknown"}
+    except Exception as exc:  # noqa: BLE001 - any failure to reach it means not ready
+        checks["database"] = {"status": "fail", "output": type(exc).__name__}
+        checks["schema"] = {"status": "fail", "output": "unknown"}
+    else:
+        checks["database"] = {"status": "pass"}
+        checks["schema"] = {
+            "status": {"current": "pass", "ahead": "warn", "behind": "fail"}[schema.state],
+            "output": schema.state,
+            "database": list(schema.database),
+            "code": list(schema.code),
+        }
+        if schema.state == "behind":
+            checks["schema"]["hint"] = "run `repairs-gateway migrate`"
+    checks["config"] = (
+        {"status": "pass", "councils": len(rt.councils)}
+        if rt.councils
+        else {"status": "fail", "output": "no councils loaded"}
+    )
+    failed = [name for name, c in checks.items() if c["status"] == "fail"]
+    return {"status": "fail" if failed else "pass", "failed": failed, "checks": checks}
+
+
+@router.get(
+    "/health/ready",
+    summary="Readiness: database reachable, migrations current, configuration loaded",
+    response_class=JSONResponse,
+    responses={
+        200: {"description": "ready", "content": {HEALTH_JSON: {}}},
+        503: {"description": "not ready (problem details)", "content": {PROBLEM: {}}},
+    },
+)
+async def ready(request: Request) -> JSONResponse:
+    rt: Runtime = request.app.state.runtime
+    hit = _ready_cache.get(id(rt))
+    if hit is None or time.monotonic() - hit[0] > READY_CACHE_SECONDS:
+        hit = (time.monotonic(), await readiness_report(rt))
+        _ready_cache[id(rt)] = hit
+    report = hit[1]
+    if report["status"] == "pass":
+        return JSONResponse({"status": "pass", "checks": report["checks"]}, media_type=HEALTH_JSON)
+    return JSONResponse(
+        {
+            "type": BASE + "not-ready",
+            "title": "Not ready",
+            "status": 503,
+            "detail": f"not ready: {', '.join(report['failed'])} failing",
+            "checks": report["checks"],
+        },
+        status_code=503,
+        media_type=PROBLEM,
+        headers={"Retry-After": "5"},
+    )
+
+
+@router.get("/metrics", include_in_schema=False)
+async def metrics(request: Request) -> Response:
+    """Prometheus metrics, for an admin key that covers every council served (they count
+    calls per council): ``repairs-gateway keys create prometheus --council '*' --role admin``."""
+    rt: Runtime = request.app.state.runtime
+    authorization = request.headers.get("authorization")
+    presented = request.headers.get("x-api-key")
+    if authorization and authorization[:7].lower() == "bearer ":
+        presented = authorization[7:].strip()
+    principal = await rt.authenticate(presented)
+    principal.check_admin()
+    for council in rt.councils:
+        principal.check_council(council)
+    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)

@@ -9,12 +9,16 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from alembic import command
 from alembic.config import Config as AlembicConfig
-from sqlalchemy import event, text
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Connection, create_engine, event, pool, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -44,14 +48,101 @@ def sync_url(url: str) -> str:
     return u.render_as_string(hide_password=False)
 
 
-def migrate(url: str, revision: str = "head") -> None:
-    """Bring the schema to ``revision`` with Alembic (idempotent)."""
+# pg_advisory_lock key held while migrating: any number of `migrate` runs (replicas, jobs,
+# init containers) may start at once; one migrates, the others wait and then find it done.
+MIGRATION_LOCK_KEY = 0x7267_775F_6D69_6772  # "rgw_migr"
+log = logging.getLogger("gateway.storage")
+
+
+def _alembic_config(url: str) -> AlembicConfig:
     cfg = AlembicConfig()
     cfg.set_main_option("script_location", str(MIGRATIONS))
     cfg.set_main_option("sqlalchemy.url", sync_url(url).replace("%", "%%"))
     cfg.attributes["configure_logger"] = False
+    return cfg
+
+
+def is_postgres(url: str) -> bool:
+    return make_url(url).get_backend_name() in ("postgresql", "postgres")
+
+
+def migrate(url: str, revision: str = "head") -> None:
+    """Bring the schema to ``revision`` with Alembic (idempotent). On PostgreSQL this holds a
+    session advisory lock for the whole upgrade, so concurrent runs are serialised (without
+    it, two runs on a fresh database both create ``alembic_version`` and one fails with a
+    unique violation). The lock goes with the session if the process dies."""
+    cfg = _alembic_config(url)
     logging.getLogger("alembic").setLevel(logging.WARNING)
-    command.upgrade(cfg, revision)
+    if not is_postgres(url):
+        command.upgrade(cfg, revision)
+        return
+    engine = create_engine(sync_url(url), poolclass=pool.NullPool)
+    try:
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            got = conn.execute(
+                text("SELECT pg_try_advisory_lock(:k)"), {"k": MIGRATION_LOCK_KEY}
+            ).scalar()
+            if not got:
+                log.warning("another migration is running; waiting for it to finish")
+                conn.execute(text("SELECT pg_advisory_lock(:k)"), {"k": MIGRATION_LOCK_KEY})
+            try:
+                command.upgrade(cfg, revision)
+            finally:
+                conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": MIGRATION_LOCK_KEY})
+    finally:
+        engine.dispose()
+
+
+@lru_cache(maxsize=1)
+def _script_revisions() -> tuple[frozenset[str], frozenset[str]]:
+    """(heads, every known revision) of this code's migrations."""
+    script = ScriptDirectory.from_config(_alembic_config("sqlite://"))
+    known = frozenset(r.revision for r in script.walk_revisions())
+    return frozenset(script.get_heads()), known
+
+
+@dataclass(frozen=True)
+class SchemaState:
+    """Where the database schema stands against this code's migrations.
+
+    ``current``: at head. ``behind``: empty or at an older revision (run ``migrate``).
+    ``ahead``: at a revision this code does not know, i.e. a newer release migrated it (a
+    rolling upgrade: migrations are additive, so an older replica keeps serving)."""
+
+    state: Literal["current", "behind", "ahead"]
+    database: tuple[str, ...]
+    code: tuple[str, ...]
+
+    @property
+    def usable(self) -> bool:
+        return self.state != "behind"
+
+    def describe(self) -> str:
+        at = ", ".join(self.database) or "empty (never migrated)"
+        return f"database schema at {at}; this version needs {', '.join(self.code)}"
+
+
+def _schema_state(conn: Connection) -> SchemaState:
+    heads, known = _script_revisions()
+    current = frozenset(MigrationContext.configure(conn).get_current_heads())
+    state: Literal["current", "behind", "ahead"]
+    if current == heads:
+        state = "current"
+    elif current and not current <= known:
+        state = "ahead"
+    else:
+        state = "behind"
+    return SchemaState(state, tuple(sorted(current)), tuple(sorted(heads)))
+
+
+def schema_state(url: str) -> SchemaState:
+    """The schema state, read with a short-lived sync connection (CLI, before serving)."""
+    engine = create_engine(sync_url(url), poolclass=pool.NullPool)
+    try:
+        with engine.connect() as conn:
+            return _schema_state(conn)
+    finally:
+        engine.dispose()
 
 
 class Database:
@@ -97,6 +188,10 @@ class Database:
     async def ping(self) -> None:
         async with self.engine.connect() as conn:
             await conn.execute(text("SELECT 1"))
+
+    async def schema_state(self) -> SchemaState:
+        async with self.engine.connect() as conn:
+            return await conn.run_sync(_schema_state)
 
     async def dispose(self) -> None:
         await self.engine.dispose()
