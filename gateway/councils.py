@@ -26,7 +26,8 @@ from gateway.config import (
     council_files,
     load_council_file,
 )
-from gateway.errors import BackendUnavailable, InvalidInput, NotFound
+from gateway.errors import BackendUnavailable, InvalidInput, NotAttempted, NotFound
+from gateway.lifecycle import AdaptorStarter, AdaptorState
 from gateway.plugins import discover
 from gateway.resilience import CallStats, CircuitBreaker, Guarded
 from gateway.routing import RouteRequest, choose
@@ -48,6 +49,8 @@ class Council:
     table: SorTable
     adaptors: dict[str, Adaptor] = field(default_factory=dict)
     broken: dict[str, str] = field(default_factory=dict)  # adaptor name -> why it is unusable
+    # adaptors still starting or retrying their start (see gateway/lifecycle.py)
+    not_ready: dict[str, AdaptorState] = field(default_factory=dict)
     # adaptor name -> capability -> its breaker
     breakers: dict[str, dict[str, CircuitBreaker]] = field(default_factory=dict)
     stats: CallStats = field(default_factory=CallStats)
@@ -60,8 +63,19 @@ class Council:
         return self.loaded.config
 
     def adaptor(self, name: str) -> Adaptor:
+        if self.not_ready:
+            state = self.not_ready.get(name)
+            if state is not None:
+                AdaptorStarter.kick(state)
+                why = f" ({state.last_error})" if state.last_error else ""
+                raise NotAttempted(
+                    f"adaptor {name!r} is {state.status}{why}; retry in {state.retry_in()} s",
+                    retry_after=state.retry_in(),
+                )
         if name in self.broken:
-            raise BackendUnavailable(f"adaptor {name!r} is not available", retry_after=300)
+            raise BackendUnavailable(
+                f"adaptor {name!r} is not configured correctly", retry_after=300
+            )
         try:
             return self.adaptors[name]
         except KeyError:

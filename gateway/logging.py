@@ -63,6 +63,12 @@ def configure(level: str = "info", stream: Any = None) -> None:
         wrapper_class=structlog.make_filtering_bound_logger(
             getattr(logging, level.upper(), logging.INFO)
         ),
-        logger_factory=structlog.PrintLoggerFactory(stream or sys.stdout),
+        # without a stream, whatever sys.stdout is when a line is written (a CLI run inside
+        # a test harness swaps it, and a closed stream must never fail a request)
+        logger_factory=(
+            structlog.PrintLoggerFactory(stream)
+            if stream is not None
+            else (lambda *_args: structlog.PrintLogger(sys.stdout))
+        ),
         cache_logger_on_first_use=False,
     )

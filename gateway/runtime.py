@@ -11,7 +11,7 @@ from gateway.auth import KeyStore, Principal
 from gateway.booking import Bookings
 from gateway.config import ConfigError
 from gateway.councils import Council, load_councils
-from gateway.errors import GatewayError
+from gateway.lifecycle import AdaptorStarter
 from gateway.outbox import OutboxWorker
 from gateway.report import flush_stats
 from gateway.resilience import CallStats
@@ -67,19 +67,14 @@ class Runtime:
             council.breaker_threshold = settings.breaker_threshold
             council.breaker_cooldown = settings.breaker_cooldown_seconds
         self._flusher: asyncio.Task[None] | None = None
+        self.starter = AdaptorStarter(
+            councils.values(), timeout=settings.adaptor_start_timeout_seconds
+        )
 
     async def start(self) -> None:
         if self.migrate_on_start:
             await asyncio.to_thread(self.database.migrate)
-        for council in self.councils.values():
-            for name, adaptor in council.adaptors.items():
-                try:
-                    await adaptor.start()
-                except GatewayError as exc:
-                    council.broken[name] = exc.detail
-                    log.error(
-                        "adaptor.start_failed", council=council.id, adaptor=name, error=exc.slug
-                    )
+        await self.starter.start(self.settings.adaptor_start_grace_seconds)
         if self.run_worker:
             self.worker.start()
         if self.periodic_flush:
@@ -97,6 +92,7 @@ class Runtime:
             log.warning("stats.flush_failed", error_type=type(exc).__name__)
 
     async def stop(self) -> None:
+        await self.starter.stop()
         if self._flusher is not None:
             self._flusher.cancel()
         await self.worker.stop()

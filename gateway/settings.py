@@ -24,7 +24,7 @@ class Settings(BaseSettings):
     # older secrets still accepted for tokens while new ones use secret_key (rotation);
     # comma-separated in GATEWAY_SECRET_KEYS_PREVIOUS
     secret_keys_previous: str = ""
-    token_lifetime_seconds: int = Field(4 * 3600, ge=60)  # slot tokens and page cursors
+    token_lifetime_seconds: int = Field(default=4 * 3600, ge=60)  # slot tokens and page cursors
     require_api_keys: bool = True
     outbox_poll_seconds: float = 1.0
     outbox_max_attempts: int = 12
@@ -33,6 +33,10 @@ class Settings(BaseSettings):
     breaker_threshold: int = 5  # consecutive failures that open an adaptor's circuit
     breaker_cooldown_seconds: float = 30.0  # rest before a half-open probe
     max_body_bytes: int = 64 * 1024
+    # adaptors start concurrently, each attempt bounded; serving begins after this grace at
+    # most, and adaptors not ready by then are retried in the background (gateway/lifecycle.py)
+    adaptor_start_grace_seconds: float = 10.0
+    adaptor_start_timeout_seconds: float = 20.0
     log_level: str = "info"
     demo: bool = False  # the local demo (`repairs-gateway demo`): placeholder secrets allowed
     # `serve`/`worker` on PostgreSQL wait this long for `repairs-gateway migrate`, then refuse

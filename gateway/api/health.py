@@ -46,6 +46,12 @@ async def health_report(rt: Runtime) -> dict[str, Any]:
     components: dict[str, list[dict[str, Any]]] = {}
     for council in rt.councils.values():
         for name, adaptor in council.adaptors.items():
+            state = council.not_ready.get(name)
+            if state is not None:  # still starting, or retrying its start in the background
+                components[f"{council.id}:{name}"] = [
+                    {"status": "warn" if state.status == "starting" else "fail", **state.public()}
+                ]
+                continue
             names.append(f"{council.id}:{name}")
             coros.append(adaptor.check_health())
         for name in council.broken:
@@ -54,11 +60,15 @@ async def health_report(rt: Runtime) -> dict[str, Any]:
     for n, r in zip(names, results, strict=True):
         components.setdefault(n, [r])
     for council in rt.councils.values():
-        for name, breaker in council.breakers.items():
+        for name, per_capability in council.breakers.items():
             entry = components.get(f"{council.id}:{name}")
-            if entry is not None:
-                entry[0]["circuit"] = breaker.state
-                if breaker.state == "open" and entry[0]["status"] == "pass":
+            if entry is not None and per_capability:
+                states = {cap: b.state for cap, b in per_capability.items()}
+                entry[0]["circuits"] = states
+                entry[0]["circuit"] = next(
+                    (st for st in ("open", "half_open") if st in states.values()), "closed"
+                )
+                if "open" in states.values() and entry[0]["status"] == "pass":
                     entry[0]["status"] = "warn"
     for plugin in discover().errors:
         components[f"plugin:{plugin}"] = [{"status": "warn", "output": "failed to load"}]

@@ -1,0 +1,159 @@
+"""Starting adaptors without letting one of them hold up the rest, and healing those that
+could not start.
+
+Every adaptor starts at once (bounded concurrency), each under its own deadline. The gateway
+waits a short grace for them, then serves: an adaptor still starting, or whose backend was down,
+answers 503 "starting, retry in N s" while it is retried in the background with capped,
+jittered backoff (as Home Assistant retries an integration that is not ready), and serves as
+soon as its backend answers - no restart. A request for an adaptor that is not ready brings
+its next attempt forward (at most once every few seconds). Shutdown cancels all of it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import structlog
+
+from gateway.errors import GatewayError
+
+if TYPE_CHECKING:
+    from gateway.councils import Council
+
+log = structlog.get_logger("gateway.lifecycle")
+
+START_TIMEOUT_SECONDS = 20.0  # one attempt (connect, fetch a WSDL, open a session, load files)
+FIRST_RETRY_SECONDS = 2.0
+MAX_RETRY_SECONDS = 60.0
+EARLIEST_KICK_SECONDS = 5.0  # a request may bring an attempt forward this often at most
+CONCURRENCY = 32
+
+
+@dataclass
+class AdaptorState:
+    """An adaptor that is not (yet) serving: why, and when it is tried again."""
+
+    status: str = "starting"  # starting | retrying
+    attempts: int = 0
+    last_error: str | None = None  # the gateway's own error slug or exception type, no text
+    next_attempt_at: float | None = None  # time.monotonic()
+    last_attempt_at: float = 0.0
+    since: float = field(default_factory=time.monotonic)
+    wake: asyncio.Event = field(default_factory=asyncio.Event)
+    tried: asyncio.Event = field(default_factory=asyncio.Event)  # the first attempt ended
+
+    def retry_in(self) -> int:
+        if self.next_attempt_at is None:
+            return 1
+        return max(1, int(self.next_attempt_at - time.monotonic() + 0.999))
+
+    def public(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"state": self.status, "attempts": self.attempts}
+        if self.status == "retrying":
+            out["retry_in_seconds"] = self.retry_in()
+        if self.last_error:
+            out["last_error"] = self.last_error
+        return out
+
+
+class AdaptorStarter:
+    def __init__(
+        self,
+        councils: Iterable[Council],
+        *,
+        timeout: float = START_TIMEOUT_SECONDS,
+        first_retry: float = FIRST_RETRY_SECONDS,
+        max_retry: float = MAX_RETRY_SECONDS,
+        concurrency: int = CONCURRENCY,
+    ) -> None:
+        self.councils = list(councils)
+        self.timeout = timeout
+        self.first_retry = first_retry
+        self.max_retry = max_retry
+        self._gate = asyncio.Semaphore(concurrency)
+        self._tasks: list[asyncio.Task[None]] = []
+
+    async def start(self, grace: float) -> None:
+        """Start every adaptor in the background; wait up to ``grace`` seconds for each to
+        have made its first attempt (those that failed go on retrying in the background)."""
+        firsts: list[asyncio.Task[Any]] = []
+        for council in self.councils:
+            for name, adaptor in council.adaptors.items():
+                state = council.not_ready[name] = AdaptorState()
+                self._tasks.append(
+                    asyncio.create_task(
+                        self._run(council, name, adaptor), name=f"start:{council.id}:{name}"
+                    )
+                )
+                firsts.append(asyncio.create_task(state.tried.wait()))
+        if firsts:
+            _, pending = await asyncio.wait(firsts, timeout=grace if grace > 0 else None)
+            for waiter in pending:
+                waiter.cancel()
+
+    async def _attempt(self, council: Council, name: str, adaptor: Any) -> str | None:
+        """One bounded start; None when it worked, else the reason (no vendor text)."""
+        async with self._gate:
+            try:
+                async with asyncio.timeout(self.timeout):
+                    await adaptor.start()
+                return None
+            except TimeoutError:
+                return "timed-out"
+            except GatewayError as exc:
+                return exc.slug
+            except Exception as exc:  # noqa: BLE001 - an adaptor bug must not stop the others
+                return type(exc).__name__
+
+    async def _run(self, council: Council, name: str, adaptor: Any) -> None:
+        state = council.not_ready[name]
+        delay = self.first_retry
+        while True:
+            state.attempts += 1
+            state.last_attempt_at = time.monotonic()
+            error = await self._attempt(council, name, adaptor)
+            state.tried.set()
+            if error is None:
+                council.not_ready.pop(name, None)
+                if state.attempts > 1:
+                    log.info(
+                        "adaptor.started", council=council.id, adaptor=name, attempts=state.attempts
+                    )
+                return
+            wait = random.uniform(delay / 2, delay)
+            state.status, state.last_error = "retrying", error
+            state.next_attempt_at = time.monotonic() + wait
+            log.error(
+                "adaptor.start_failed",
+                council=council.id,
+                adaptor=name,
+                error=error,
+                attempts=state.attempts,
+                retry_in_seconds=round(wait, 1),
+            )
+            state.wake.clear()
+            try:
+                await asyncio.wait_for(state.wake.wait(), wait)
+            except TimeoutError:
+                pass
+            delay = min(self.max_retry, delay * 2)
+
+    @staticmethod
+    def kick(state: AdaptorState) -> None:
+        """A caller wants this adaptor: try again soon, but not more often than every few s."""
+        if state.status == "retrying" and (
+            time.monotonic() - state.last_attempt_at >= EARLIEST_KICK_SECONDS
+        ):
+            state.wake.set()
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        if self._tasks:
+            await asyncio.wait(self._tasks, timeout=5)
+        self._tasks.clear()
