@@ -186,3 +186,15 @@ class ApiKey(Base):
     rate_per_minute: Mapped[int] = mapped_column(Integer, default=600)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=now)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class RateWindow(Base):
+    """Requests per API key and minute, summed over every replica (gateway/ratelimit.py)."""
+
+    __tablename__ = "rate_windows"
+    __table_args__ = (UniqueConstraint("key_id", "window", name="uq_rate_window"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    key_id: Mapped[str] = mapped_column(String(64))
+    window: Mapped[int] = mapped_column(Integer)  # minutes since the epoch
+    count: Mapped[int] = mapped_column(Integer, default=0)

@@ -1,0 +1,134 @@
+"""Per-key rate limits that hold across replicas.
+
+Each API key may make ``rate_per_minute`` requests per calendar minute, counted over every
+replica in the shared database (``rate_windows``: key, minute, requests granted). A replica does
+not go to the database for every request: it *leases* a small share of the minute's allowance
+(1% of it, at least one request) with one short transaction that never grants past the limit,
+and serves requests from its lease until it is used up. So:
+
+- the replicas together never let through more than the allowance (no overshoot, however many
+  replicas and however fast the requests come);
+- the most a key can be refused early by is what the other replicas still hold in their
+  leases: under 1% of the allowance per replica;
+- a front-end key at 600 requests a minute costs one small transaction per six requests; a key
+  with a large allowance, almost none.
+
+If the database cannot be reached, each replica goes on counting on its own (the allowance per
+replica) until it can; a warning is logged. Refusals answer 429 with Retry-After: the seconds
+until the next minute.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+from collections.abc import Callable
+from typing import Any
+
+import structlog
+from sqlalchemy import select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+from gateway.errors import RateLimited
+from gateway.storage.database import Database
+from gateway.storage.models import RateWindow
+
+log = structlog.get_logger("gateway.ratelimit")
+WINDOW_SECONDS = 60
+LEASE_SHARE = 0.01  # of a key's allowance per lease
+
+
+class SharedRateLimiter:
+    def __init__(self, database: Database, *, clock: Callable[[], float] = time.time) -> None:
+        self.database = database
+        self.clock = clock
+        self._leases: dict[str, tuple[int, int]] = {}  # key -> (minute, requests left)
+        self._exhausted: dict[str, int] = {}  # key -> minute in which the database said no
+        self._local: dict[str, tuple[int, int]] = {}  # key -> (minute, used) while DB is down
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._pruned = 0
+        self.refused = 0
+
+    async def take(self, key_id: str, limit: int) -> None:
+        """Count one request for ``key_id``, or raise ``RateLimited`` (with Retry-After)."""
+        t = self.clock()
+        minute = int(t // WINDOW_SECONDS)
+        if self._use_lease(key_id, minute):
+            return
+        if self._exhausted.get(key_id) == minute:
+            self._refuse(t)
+        lock = self._locks.get(key_id)
+        if lock is None:
+            if len(self._locks) > 10_000:  # keys seen long ago; only known keys reach here
+                self._locks.clear()
+            lock = self._locks[key_id] = asyncio.Lock()
+        async with lock:  # one lease at a time per key in this process
+            if self._use_lease(key_id, minute):
+                return
+            if self._exhausted.get(key_id) == minute:
+                self._refuse(t)
+            want = max(1, math.floor(limit * LEASE_SHARE))
+            try:
+                granted = await self._lease(key_id, minute, want, limit)
+            except Exception as exc:  # noqa: BLE001 - the database is down: count here alone
+                log.warning("ratelimit.lease_failed", error_type=type(exc).__name__)
+                self._take_locally(key_id, minute, limit, t)
+                return
+        if granted == 0:
+            self._exhausted[key_id] = minute
+            self._refuse(t)
+        self._leases[key_id] = (minute, granted - 1)
+
+    def _use_lease(self, key_id: str, minute: int) -> bool:
+        lease = self._leases.get(key_id)
+        if lease is not None and lease[0] == minute and lease[1] > 0:
+            self._leases[key_id] = (minute, lease[1] - 1)
+            return True
+        return False
+
+    def _refuse(self, t: float) -> None:
+        self.refused += 1
+        retry = max(1, math.ceil(WINDOW_SECONDS - t % WINDOW_SECONDS))
+        raise RateLimited("rate limit for this API key reached", retry_after=retry)
+
+    def _take_locally(self, key_id: str, minute: int, limit: int, t: float) -> None:
+        m, used = self._local.get(key_id, (minute, 0))
+        if m != minute:
+            used = 0
+        if used + 1 > limit:
+            self._refuse(t)
+        self._local[key_id] = (minute, used + 1)
+
+    async def _lease(self, key_id: str, minute: int, want: int, limit: int) -> int:
+        """Grant up to ``want`` requests of ``key_id``'s allowance for ``minute``; 0 if none
+        is left. One transaction, with the row locked, so replicas never grant past it."""
+        async with self.database.transaction() as s:
+            dialect = s.bind.dialect.name if s.bind is not None else "sqlite"
+            insert: Any = pg_insert if dialect == "postgresql" else sqlite_insert
+            await s.execute(
+                insert(RateWindow)
+                .values(key_id=key_id, window=minute, count=0)
+                .on_conflict_do_nothing()
+            )
+            used = (
+                await s.execute(
+                    select(RateWindow.count)
+                    .where(RateWindow.key_id == key_id, RateWindow.window == minute)
+                    .with_for_update()
+                )
+            ).scalar_one()
+            granted = max(0, min(want, limit - used))
+            if granted:
+                await s.execute(
+                    update(RateWindow)
+                    .where(RateWindow.key_id == key_id, RateWindow.window == minute)
+                    .values(count=RateWindow.count + granted)
+                )
+            if minute != self._pruned:  # once a minute per process: forget old minutes
+                from sqlalchemy import delete
+
+                await s.execute(delete(RateWindow).where(RateWindow.window < minute - 1))
+                self._pruned = minute
+        return int(granted)
