@@ -88,7 +88,7 @@ def _refuse(message: str, code: int = 2) -> NoReturn:
 
 
 def _check_secret(settings: Settings) -> None:
-    problem = settings.secret_key_problem()
+    problem = settings.secret_key_problem() or settings.unsafe_setting_problem()
     if problem is not None:
         _refuse(problem)
 
@@ -329,7 +329,15 @@ def demo(
 ) -> None:
     """Start the demo council (CSV fallback, SQLite under ./data) with a local demo API key."""
     config = REPO / "deploy" / ("simulated" if with_simulators else "config")
-    settings = _settings(config).model_copy(update={"demo": True})
+    # The demo's publicly known admin key goes only into the demo's own SQLite database,
+    # never into whatever DATABASE_URL points at.
+    if os.environ.get("DATABASE_URL"):
+        typer.echo(
+            "repairs-gateway demo: ignoring DATABASE_URL; the demo keeps its own SQLite "
+            "database under ./data",
+            err=True,
+        )
+    settings = _settings(config).model_copy(update={"demo": True, "database_url": None})
     procs: list[subprocess.Popen[bytes]] = []
     if with_simulators:
         os.environ.update({k: os.environ.get(k, v) for k, v in SIMULATOR_SECRETS.items()})
@@ -528,16 +536,36 @@ def outbox_replay(item_id: Annotated[list[int] | None, typer.Argument()] = None)
 
 
 @export_app.command("bookings")
-def export_bookings(council: str, status: str = "booked") -> None:
-    """Write a council's bookings as CSV to standard output (for processing by hand)."""
+def export_bookings(
+    council: str, status: str = "booked", config_dir: ConfigDir = Path("deploy/config")
+) -> None:
+    """Write a council's bookings as CSV to standard output (for processing by hand). Cells
+    are safe to open in a spreadsheet: see ``gateway.export.spreadsheet_safe``."""
     from sqlalchemy import select
 
+    from gateway.config import council_files
+    from gateway.domain import RepairStatus
+    from gateway.export import spreadsheet_safe
     from gateway.storage.models import Repair
     from gateway.timeutil import london
 
+    known = sorted(p.stem for p in council_files(config_dir))
+    if council not in known:
+        _refuse(f"no council {council!r} in {config_dir} (councils: {', '.join(known) or 'none'})")
+    statuses = sorted({s.value for s in RepairStatus} | {"all"})
+    if status not in statuses:
+        _refuse(f"unknown status {status!r} (one of: {', '.join(statuses)})")
+
+    class SafeWriter:
+        def __init__(self) -> None:
+            self.writer = csv.writer(sys.stdout)
+
+        def writerow(self, row: list[object]) -> None:
+            self.writer.writerow([spreadsheet_safe(v) for v in row])
+
     async def run() -> None:
         _, db = _db()
-        out = csv.writer(sys.stdout)
+        out = SafeWriter()
         out.writerow(
             [
                 "reference",

@@ -35,6 +35,9 @@ class Runtime:
         periodic_flush: bool | None = None,
     ) -> None:
         self.settings = settings
+        unsafe = settings.unsafe_setting_problem()
+        if unsafe is not None:
+            raise ValueError(unsafe)
         self.run_worker = run_worker
         self.migrate_on_start = migrate  # False: `repairs-gateway migrate` does it
         # every process calling adaptors records call stats to flush (default: with the worker)

@@ -92,6 +92,16 @@ class Settings(BaseSettings):
                 )
         return None
 
+    def unsafe_setting_problem(self) -> str | None:
+        """Settings that would silently open the gateway up; refused outside the demo."""
+        if not self.require_api_keys and not self.demo:
+            return (
+                "GATEWAY_REQUIRE_API_KEYS=false would make every caller an administrator of "
+                "every council; it is allowed only in `repairs-gateway demo`. Create keys with "
+                "`repairs-gateway keys create` instead"
+            )
+        return None
+
     def resolved_secret_key(self) -> str:
         problem = self.secret_key_problem()
         if problem is not None:
