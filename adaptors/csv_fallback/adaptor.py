@@ -167,7 +167,9 @@ class CsvFallbackAdaptor(AddressSource, Scheduler):
             return {k: u for k, u in rows.all()}
 
     # -- bookings -------------------------------------------------------------------------
-    def _slot_from_vendor(self, slot: VendorSlot) -> str:
+    def _slot_from_vendor(self, slot: VendorSlot, duration_minutes: int) -> str:
+        """The slot's key, once it is known to be one this calendar offers for a job of this
+        length (a signed token from an older configuration, or another adaptor's, is not)."""
         key = str(slot.vendor.get("key", ""))
         try:
             start, end = parse_slot_key(key)
@@ -177,6 +179,19 @@ class CsvFallbackAdaptor(AddressSource, Scheduler):
             ) from None
         if start <= now():
             raise SlotUnavailable("that appointment has already started; choose another")
+        day = london(start).date()
+        cal, today = self.config_calendar, today_london()
+        offered = (
+            (start, end) == (slot.start, slot.end)
+            and today + timedelta(days=cal.lead_time_days) <= day
+            and day <= today + timedelta(days=cal.horizon_days)
+            and any(
+                (s, e) == (start, end)
+                for s, e, _ in self.calendar.slots(day, day, duration_minutes)
+            )
+        )
+        if not offered:
+            raise SlotUnavailable("that appointment is not offered any more; choose another")
         return key
 
     async def _take(self, s: Any, trade: str, key: str) -> None:
@@ -245,7 +260,7 @@ class CsvFallbackAdaptor(AddressSource, Scheduler):
         )
 
     async def book(self, order: BookingOrder) -> BookingConfirmation:
-        key = self._slot_from_vendor(order.slot)
+        key = self._slot_from_vendor(order.slot, order.job.duration_minutes)
         trade = order.job.trade.value
         if self.options.booking_latency_ms:
             await asyncio.sleep(self.options.booking_latency_ms / 1000)
@@ -273,7 +288,7 @@ class CsvFallbackAdaptor(AddressSource, Scheduler):
         return conf.model_copy(update={"label": order.slot.label})
 
     async def reschedule(self, handle: BookingHandle, slot: VendorSlot) -> BookingConfirmation:
-        key = self._slot_from_vendor(slot)
+        key = self._slot_from_vendor(slot, handle.job.duration_minutes)
         self._usage_cache.clear()
         async with self.db.transaction() as s:
             existing = await self._booking(s, handle.reference, lock=True)

@@ -373,3 +373,43 @@ def test_signed_but_malformed_tokens_are_422_not_500() -> None:
         with pytest.raises(InvalidInput, match="malformed") as exc:
             codec.read_slot_token(signer.dumps(broken))
         assert exc.value.field == "slot_token"
+
+
+async def test_the_csv_fallback_books_only_slots_its_calendar_offers(tmp_path: Path) -> None:
+    from datetime import datetime, timedelta
+
+    from adaptors.csv_fallback.adaptor import slot_key
+    from gateway.domain import JobSpec
+    from gateway.timeutil import LONDON
+
+    demo, files = demo_council()
+    async with running_gateway(tmp_path, {"demo": demo}, files) as gw:
+        good = gw.runtime.codec.read_slot_token(await _first_slot(gw.client))
+        day = good.start.astimezone(LONDON).date()
+        # a validly signed token for a 3am slot the calendar never offered
+        start = datetime(day.year, day.month, day.day, 3, tzinfo=LONDON)
+        end = start + timedelta(hours=2)
+        forged = SlotClaim(
+            good.council,
+            good.adaptor,
+            good.property_id,
+            good.job,
+            start,
+            end,
+            "night",
+            {"key": slot_key(start, end)},
+        )
+        assert JobSpec.from_compact(forged.job).trade
+        r = await gw.client.post(
+            "/v1/councils/demo/repairs",
+            json=_repair(gw.runtime.codec.slot_token(forged)),
+            headers={"Idempotency-Key": "forged"},
+        )
+        assert r.status_code == 409, r.text
+        assert r.json()["type"].endswith("/slot-unavailable")
+        r = await gw.client.post(
+            "/v1/councils/demo/repairs",
+            json=_repair(gw.runtime.codec.slot_token(good)),
+            headers={"Idempotency-Key": "good"},
+        )
+        assert r.status_code == 201, r.text
