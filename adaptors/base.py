@@ -39,6 +39,10 @@ if TYPE_CHECKING:
     from gateway.storage.database import Database
 
 
+# What ``check_health`` may look up to touch a backend cheaply: a reference no booking has.
+HEALTH_PROBE_REFERENCE = "RGW-HEALTH-PROBE"
+
+
 class AdaptorConfig(BaseModel):
     """Base for adaptor options: unknown keys are an error, so typos are caught by ``check``."""
 

@@ -12,7 +12,7 @@ import httpx
 import structlog
 from zeep.wsdl import Document
 
-from adaptors.base import AdaptorContext, AddressSource, WorksOrderSink
+from adaptors.base import HEALTH_PROBE_REFERENCE, AdaptorContext, AddressSource, WorksOrderSink
 from adaptors.civica_uh.client import (
     UHFailure,
     UHService,
@@ -150,7 +150,13 @@ class CivicaUHAdaptor(AddressSource, WorksOrderSink):
         self._http, self._property, self._repair = None, None, None
 
     async def check_health(self) -> None:
-        await self._services()
+        """A cheap read of UH (a property reference that does not exist): any answer, even a
+        refusal such as "not found", means UH is up and took the gateway's credentials."""
+        prop, _ = await self._services()
+        try:
+            await prop.call("GetPropertyByRef", read=True, PropertyReference=HEALTH_PROBE_REFERENCE)
+        except UHFailure:
+            pass
 
     # -- properties -------------------------------------------------------------------------
     async def _fetch_details(self, ref: str) -> Details | None:

@@ -86,7 +86,10 @@ class CsvFallbackAdaptor(AddressSource, Scheduler):
         return self._index
 
     async def check_health(self) -> None:
+        """The property file is still there (and its index loaded)."""
         await self._ensure_index()
+        if not self.csv_path.is_file():
+            raise BackendUnavailable(f"property file for adaptor {self.name!r} not found")
 
     @property
     def db(self) -> Database:

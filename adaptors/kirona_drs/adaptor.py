@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 import structlog
 
-from adaptors.base import AdaptorContext, Scheduler
+from adaptors.base import HEALTH_PROBE_REFERENCE, AdaptorContext, Scheduler
 from adaptors.kirona_drs.availability import SlotCache, Walk, WindowKey, slots_from_reply, walk_page
 from adaptors.kirona_drs.client import DRSClient
 from adaptors.kirona_drs.config import KironaDRSConfig
@@ -94,7 +94,9 @@ class KironaDRSAdaptor(Scheduler):
         await self.client.close()
 
     async def check_health(self) -> None:
-        await self.client.session()
+        """A cheap read with the session (an order that does not exist): DRS itself answers,
+        not a cached session. A refused session is re-opened once, as for any call."""
+        await self.find_order(HEALTH_PROBE_REFERENCE)
 
     # -- mapping ------------------------------------------------------------------------
     def location_id(self, prop: Property) -> str:

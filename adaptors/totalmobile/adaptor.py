@@ -18,7 +18,7 @@ from urllib.parse import quote
 
 import structlog
 
-from adaptors.base import AdaptorContext, Scheduler
+from adaptors.base import HEALTH_PROBE_REFERENCE, AdaptorContext, Scheduler
 from adaptors.totalmobile.client import SERVICE_CONNECT, TotalmobileClient
 from adaptors.totalmobile.config import TotalmobileConfig, WorkType
 from adaptors.totalmobile.errors import SYSTEM, OutcomeUnknown, error_detail, rejection
@@ -79,7 +79,10 @@ class TotalmobileAdaptor(Scheduler):
         await self.client.aclose()
 
     async def check_health(self) -> None:
+        """A token (cached or fetched) and a cheap read with it (a job that does not exist,
+        404): Totalmobile itself answers, not a cached token."""
         await self.client.tokens.token()
+        await self._get_job(HEALTH_PROBE_REFERENCE)
 
     def _work(self, trade: Trade) -> WorkType:
         work = self.options.work_type_map.get(trade)
