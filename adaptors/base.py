@@ -142,3 +142,22 @@ class WorksOrderSink(Adaptor):
     @abstractmethod
     async def cancel_works_order(self, vendor_ref: str) -> None:
         """Cancel a works order raised earlier."""
+
+
+class Attachment(BaseModel):
+    """A file a resident sent with a repair (a photo): bytes and their checked type."""
+
+    reference: str  # the gateway's repair reference
+    content_type: str  # image/jpeg | image/png
+    filename: str
+    data: bytes
+
+
+class AttachmentSink(Adaptor):
+    """Optional capability of a works-order sink: attach files to a works order it raised.
+    The gateway calls it from the outbox once the works order exists; must be safe to call
+    again with the same attachment."""
+
+    @abstractmethod
+    async def attach(self, works_order_ref: str, attachment: Attachment) -> None:
+        """Attach ``attachment`` to the works order ``works_order_ref``."""

@@ -47,6 +47,7 @@ from gateway.errors import (
     NotFound,
     SlotUnavailable,
 )
+from gateway.metrics import counts_bookings, notification
 from gateway.notify import Notifier, personalisation
 from gateway.outbox import OutboxWorker, Retry, enqueue
 from gateway.references import new_reference, normalise_reference
@@ -155,6 +156,9 @@ class Bookings:
         worker.register("works_order.raise", self._raise_works_order)
         worker.register("works_order.cancel", self._cancel_works_order)
         worker.register("notification.send", self._send_notification)
+        from gateway.hro.photos import register_outbox  # HRO photos: purge, attach
+
+        register_outbox(worker, gateway)
         self.notifiers = {
             cid: Notifier(c.config.notifications)
             for cid, c in gateway.councils.items()
@@ -192,6 +196,7 @@ class Bookings:
         return r
 
     # -- create -----------------------------------------------------------------------------
+    @counts_bookings  # gateway_bookings_total{council,result}
     async def create(
         self, council: Council, client_id: str, key: str, req: NewRepair
     ) -> tuple[int, dict[str, Any]]:
@@ -609,7 +614,12 @@ class Bookings:
             return
         _, r = loaded
         values = personalisation(r.reference, r.status, r.slot_start, r.slot_end)
-        await notifier.send(str(item.payload["event"]), dict(r.contact or {}), values)
+        try:
+            sent = await notifier.send(str(item.payload["event"]), dict(r.contact or {}), values)
+        except GatewayError as exc:
+            notification(item.council, exc.slug)
+            raise
+        notification(item.council, "sent", sent)
 
     async def _cancel_works_order(self, item: OutboxItem) -> None:
         loaded = await self._load(item)

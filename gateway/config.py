@@ -31,6 +31,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from gateway.domain import Priority, Trade
+from gateway.hro.config import HroConfig
 from gateway.notify import NotifyConfig
 
 _ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
@@ -92,6 +93,7 @@ class CouncilConfig(BaseModel):
     notifications: NotifyConfig | None = None
     cors_origins: list[str] = Field(default_factory=list)
     page_size: int = Field(default=10, ge=1, le=50)
+    hro: HroConfig | None = None  # the Housing Repairs Online facade (gateway/hro/)
 
     @model_validator(mode="after")
     def _routes_name_adaptors(self) -> CouncilConfig:
@@ -227,4 +229,7 @@ def load_council_file(path: Path) -> LoadedCouncil:
 def council_files(config_dir: Path) -> list[Path]:
     if not config_dir.is_dir():
         raise ConfigError([ConfigProblem(str(config_dir), None, "", "config directory not found")])
-    return sorted(p for p in config_dir.glob("*.yaml") if p.is_file())
+    # *.triage.yaml beside the councils are triage tables (gateway/hro/), not councils
+    return sorted(
+        p for p in config_dir.glob("*.yaml") if p.is_file() and not p.name.endswith(".triage.yaml")
+    )

@@ -57,6 +57,7 @@ class Council:
     guards: dict[str, Guarded] = field(default_factory=dict)
     breaker_threshold: int = 5
     breaker_cooldown: float = 30.0
+    triage: Any = None  # mappings.triage.TriageSet when the council has an hro: block
 
     @property
     def config(self):  # type: ignore[no-untyped-def]
@@ -151,6 +152,11 @@ def build_council(
             ConfigProblem(e.source, e.line, e.column or "", e.message) for e in exc.errors
         )
     council = Council(loaded.id, loaded, table)
+    if config.hro is not None:
+        from gateway.hro.config import load_hro
+
+        council.triage, hro_problems = load_hro(loaded, table)
+        problems.extend(hro_problems)
     registry = discover()
     for name, entry in config.adaptors.items():
         cls = registry.types.get(entry.type)

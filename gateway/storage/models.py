@@ -7,7 +7,7 @@ from datetime import UTC as _UTC
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, DateTime, Integer, LargeBinary, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
@@ -198,3 +198,38 @@ class RateWindow(Base):
     key_id: Mapped[str] = mapped_column(String(64))
     window: Mapped[int] = mapped_column(Integer)  # minutes since the epoch
     count: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class HroRepair(Base):
+    """What the Housing Repairs Online facade needs to answer about a repair it booked: the
+    repair type and the front end's own triage values and display texts (gateway/hro/). The
+    repair itself (contact, description, slot) is the ``repairs`` row."""
+
+    __tablename__ = "hro_repairs"
+    __table_args__ = (UniqueConstraint("council", "reference", name="uq_hro_repair"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    council: Mapped[str] = mapped_column(String(64))
+    reference: Mapped[str] = mapped_column(String(32))
+    repair_type: Mapped[str] = mapped_column(String(16))  # tenant | communal | leasehold
+    property_id: Mapped[str] = mapped_column(String(64), index=True)
+    details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=now)
+
+
+class RepairPhoto(Base):
+    """A resident's photo of a repair (JPEG or PNG), kept in the database so every replica
+    sees it, never logged, purged after the council's retention (``purge_after``)."""
+
+    __tablename__ = "repair_photos"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    council: Mapped[str] = mapped_column(String(64))
+    reference: Mapped[str] = mapped_column(String(32), index=True)
+    content_type: Mapped[str] = mapped_column(String(32))  # image/jpeg | image/png
+    size: Mapped[int] = mapped_column(Integer)
+    sha256: Mapped[str] = mapped_column(String(64))
+    data: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=now)
+    purge_after: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+    attached_at: Mapped[datetime | None] = mapped_column(UTCDateTime())  # sent to the HMS
