@@ -12,7 +12,9 @@ from gateway.booking import Bookings
 from gateway.config import ConfigError
 from gateway.councils import Council, load_councils
 from gateway.lifecycle import AdaptorStarter
+from gateway.metrics import OutboxMonitor
 from gateway.outbox import OutboxWorker
+from gateway.probes import Prober
 from gateway.report import flush_stats
 from gateway.resilience import CallStats
 from gateway.service import Gateway
@@ -73,11 +75,21 @@ class Runtime:
         self.starter = AdaptorStarter(
             councils.values(), timeout=settings.adaptor_start_timeout_seconds
         )
+        # backends probed in the background; the outbox's figures read from the database
+        self.prober = Prober(
+            councils.values(),
+            interval=settings.probe_interval_seconds,
+            timeout=settings.probe_timeout_seconds,
+            concurrency=settings.probe_concurrency,
+        )
+        self.outbox_monitor = OutboxMonitor(self.database)
 
     async def start(self) -> None:
         if self.migrate_on_start:
             await asyncio.to_thread(self.database.migrate)
         await self.starter.start(self.settings.adaptor_start_grace_seconds)
+        self.prober.start()
+        self.outbox_monitor.start()
         if self.run_worker:
             self.worker.start()
         if self.periodic_flush:
@@ -96,6 +108,8 @@ class Runtime:
 
     async def stop(self) -> None:
         await self.starter.stop()
+        await self.prober.stop()
+        await self.outbox_monitor.stop()
         if self._flusher is not None:
             self._flusher.cancel()
         await self.worker.stop()

@@ -46,6 +46,11 @@ class Settings(BaseSettings):
     metrics_port: int | None = None
     metrics_host: str = "127.0.0.1"
     shutdown_grace_seconds: float = 20.0  # `worker`: finish the batch in hand for this long
+    # every adaptor's backend is probed (check_health) this often per process, jittered, each
+    # probe bounded; /health and /metrics show the last result and its age (gateway/probes.py)
+    probe_interval_seconds: float = Field(default=20.0, ge=0.5, le=300)
+    probe_timeout_seconds: float = Field(default=5.0, gt=0, le=60)
+    probe_concurrency: int = Field(default=4, ge=1, le=64)
 
     @model_validator(mode="after")
     def _reconcile_after_the_budget(self) -> Settings:

@@ -20,6 +20,7 @@ from starlette.responses import Response
 from gateway.api.problems import BASE, PROBLEM
 from gateway.errors import GatewayError
 from gateway.plugins import discover
+from gateway.probes import ProbeResult
 from gateway.runtime import Runtime
 
 router = APIRouter(tags=["operations"])
@@ -40,45 +41,94 @@ async def _check(coro: Any) -> dict[str, Any]:
         return {"status": "fail", "output": type(exc).__name__}
 
 
+PROBE_FIRST_WAIT = 2.0  # an adaptor never probed yet (just started) is probed once, this long
+OUTBOX_DUE_WARN_SECONDS = 300.0  # a due item waiting longer: no worker is delivering
+
+
+def _worst_circuit(states: dict[str, str]) -> str:
+    return next((st for st in ("open", "half_open") if st in states.values()), "closed")
+
+
+def adaptor_check(rt: Runtime, council: Any, name: str, result: ProbeResult) -> dict[str, Any]:
+    """One adaptor's entry: its backend's last probe (result and age), its circuits."""
+    entry: dict[str, Any] = {"status": "pass"}
+    if result.status == "fail":
+        entry["status"], entry["output"] = "fail", result.output or "failed"
+    elif result.status == "unknown":
+        entry["status"], entry["output"] = "warn", "not probed yet"
+    else:
+        age = result.age()
+        if age is not None and age > rt.prober.stale_after:
+            entry["status"], entry["output"] = "warn", "probe result is stale"
+    entry["probe"] = result.public()
+    adaptor = council.adaptors[name]
+    per_capability = council.breakers.get(name, {})
+    states = {cap: "closed" for cap in sorted(adaptor.capabilities())}
+    states.update({cap: b.state for cap, b in per_capability.items()})
+    entry["circuits"] = states
+    entry["circuit"] = _worst_circuit(states)
+    if "open" in states.values() and entry["status"] == "pass":
+        entry["status"] = "warn"
+    return entry
+
+
+async def outbox_check(rt: Runtime) -> dict[str, Any]:
+    """Items by state, the dead count (by kind), the oldest pending item's age and how long
+    the longest-waiting due item has waited: counts and ages only."""
+    try:
+        snap = await asyncio.wait_for(
+            rt.outbox_monitor.current(max_age=CACHE_SECONDS), CHECK_TIMEOUT
+        )
+    except TimeoutError:
+        return {"status": "warn", "output": "timed out"}
+    except Exception as exc:  # noqa: BLE001 - the database check says more
+        return {"status": "warn", "output": type(exc).__name__}
+    out: dict[str, Any] = {"status": "pass", **snap.public()}
+    if snap.by_state.get("dead", 0):
+        out["status"], out["output"] = (
+            "warn",
+            "dead items: see `repairs-gateway outbox list --state dead`",
+        )
+    elif (snap.oldest_due_wait or 0) > OUTBOX_DUE_WARN_SECONDS:
+        out["status"], out["output"] = "warn", "due items are waiting: is a worker running?"
+    return out
+
+
 async def health_report(rt: Runtime) -> dict[str, Any]:
-    names: list[str] = ["database"]
-    coros: list[Any] = [rt.database.ping()]
+    """Database, outbox and every adaptor. Backends are never called here: each adaptor shows
+    the background prober's last result and its age (gateway/probes.py); one never probed yet
+    is probed once, joined with the prober's own probe."""
     components: dict[str, list[dict[str, Any]]] = {}
+    probed: list[tuple[Any, str]] = []
     for council in rt.councils.values():
-        for name, adaptor in council.adaptors.items():
+        for name in council.adaptors:
             state = council.not_ready.get(name)
             if state is not None:  # still starting, or retrying its start in the background
                 components[f"{council.id}:{name}"] = [
                     {"status": "warn" if state.status == "starting" else "fail", **state.public()}
                 ]
                 continue
-            names.append(f"{council.id}:{name}")
-            coros.append(adaptor.check_health())
+            probed.append((council, name))
         for name in council.broken:
             components[f"{council.id}:{name}"] = [{"status": "fail", "output": "not loaded"}]
-    results = await asyncio.gather(*(_check(c) for c in coros))
-    for n, r in zip(names, results, strict=True):
-        components.setdefault(n, [r])
-    for council in rt.councils.values():
-        for name, per_capability in council.breakers.items():
-            entry = components.get(f"{council.id}:{name}")
-            if entry is not None and per_capability:
-                states = {cap: b.state for cap, b in per_capability.items()}
-                entry[0]["circuits"] = states
-                entry[0]["circuit"] = next(
-                    (st for st in ("open", "half_open") if st in states.values()), "closed"
-                )
-                if "open" in states.values() and entry[0]["status"] == "pass":
-                    entry[0]["status"] = "warn"
+    database, outbox, *results = await asyncio.gather(
+        _check(rt.database.ping()),
+        outbox_check(rt),
+        *(rt.prober.first(c, n, PROBE_FIRST_WAIT) for c, n in probed),
+    )
+    checks: dict[str, list[dict[str, Any]]] = {"database": [database], "outbox": [outbox]}
+    for (council, name), result in zip(probed, results, strict=True):
+        components[f"{council.id}:{name}"] = [adaptor_check(rt, council, name, result)]
+    checks.update(sorted(components.items()))
     for plugin in discover().errors:
-        components[f"plugin:{plugin}"] = [{"status": "warn", "output": "failed to load"}]
-    statuses = {c[0]["status"] for c in components.values()}
+        checks[f"plugin:{plugin}"] = [{"status": "warn", "output": "failed to load"}]
+    statuses = {c[0]["status"] for c in checks.values()}
     overall = (
         "fail"
-        if components["database"][0]["status"] == "fail"
+        if checks["database"][0]["status"] == "fail"
         else ("warn" if statuses - {"pass"} else "pass")
     )
-    return {"status": overall, "version": "1", "checks": components}
+    return {"status": overall, "version": "1", "checks": checks}
 
 
 @router.get(

@@ -72,12 +72,24 @@ def unhandled_log_fields(exc: BaseException) -> dict[str, str]:
     return {"error_type": type(exc).__name__, "where": where}
 
 
+def _count_rate_limited(request: Request) -> None:
+    """gateway_rate_limited_total{council}: the council of the path when it is one served
+    (a closed set), else "unknown" ("none" for paths without one, e.g. /metrics)."""
+    from gateway.metrics import rate_limited
+
+    council = request.path_params.get("council")
+    councils = getattr(getattr(request.app.state, "runtime", None), "councils", {})
+    rate_limited("none" if council is None else council if council in councils else "unknown")
+
+
 def install(app: FastAPI) -> None:
     @app.exception_handler(GatewayError)
     async def gateway_error(request: Request, exc: GatewayError) -> JSONResponse:
         headers = {}
         if isinstance(exc, BackendUnavailable | RateLimited):
             headers["Retry-After"] = str(exc.retry_after)
+        if isinstance(exc, RateLimited):
+            _count_rate_limited(request)
         if exc.status == 401:
             headers["WWW-Authenticate"] = "Bearer"
         errors = [{"field": exc.field, "message": exc.detail}] if exc.field else None
