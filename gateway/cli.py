@@ -293,6 +293,7 @@ SIMULATOR_SECRETS = {
     "UH_PASSWORD": "secret",
     "DRS_PASSWORD": "drs-secret",
     "TOTALMOBILE_SECRET": "s3cret",
+    "HRO_IDENTIFIER": "lincoln-hro-demo-identifier",  # lincoln's HRO facade (N&S front end)
 }
 
 
@@ -400,10 +401,12 @@ def check(config_dir: ConfigDir = Path("deploy/config")) -> None:
     for cid, c in sorted(councils.items()):
         mark = "problems" if any(str(c.loaded.path) == p.file for p in problems) else "ok"
         typer.echo(f"{cid}: {len(c.adaptors)} adaptor(s), {len(c.table)} SoR codes - {mark}")
-    if problems:
-        typer.echo(f"{len(problems)} problem(s) found", err=True)
+    fatal = [p for p in problems if p.fatal]  # warnings are shown but do not fail the check
+    if fatal:
+        typer.echo(f"{len(fatal)} problem(s) found", err=True)
         raise typer.Exit(1)
-    typer.echo("configuration is valid")
+    warned = len(problems) - len(fatal)
+    typer.echo("configuration is valid" + (f" ({warned} warning(s))" if warned else ""))
 
 
 @mappings_app.command("validate")
@@ -652,6 +655,138 @@ def new_adaptor_cmd(
         raise typer.Exit(1) from None
     for path in written:
         typer.echo(str(path))
+
+
+# -- Housing Repairs Online: triage tables and the facade (gateway/hro/) --------------------
+triage_app = typer.Typer(
+    help="Triage tables: a council's repair questions, leading to SoR codes.", no_args_is_help=True
+)
+hro_app = typer.Typer(
+    help="The Housing Repairs Online facade (/hro/{council}).", no_args_is_help=True
+)
+app.add_typer(triage_app, name="triage")
+app.add_typer(hro_app, name="hro")
+
+
+@triage_app.command("validate")
+def triage_validate(
+    file: Path,
+    sor: Annotated[
+        Path | None, typer.Option("--sor", help="the council's SoR table: every code must be in it")
+    ] = None,
+) -> None:
+    """Check a triage table; prints each problem with its line number."""
+    from mappings.engine import MappingTableError, load_table
+    from mappings.triage import parse_triage
+
+    table = None
+    try:
+        if sor is not None:
+            table = load_table(sor)
+        text = file.read_text(encoding="utf-8-sig")
+    except OSError as exc:
+        typer.echo(f"{exc.filename}: cannot read: {exc.strerror}", err=True)
+        raise typer.Exit(1) from None
+    except MappingTableError as exc:
+        typer.echo(str(exc))
+        raise typer.Exit(1) from None
+    triage, errors = parse_triage(text, str(file), table)
+    for e in errors:
+        typer.echo(str(e))
+    if errors:
+        typer.echo(f"{len(errors)} problem(s) found", err=True)
+        raise typer.Exit(1)
+    counts = ", ".join(
+        f"{t}: {sum(1 for _ in tree.leaves())} answers" for t, tree in triage.trees.items()
+    )
+    typer.echo(f"{file}: valid ({counts})")
+
+
+@triage_app.command("import")
+def triage_import(
+    tenant: Annotated[
+        Path | None,
+        typer.Option(help="Redbridge SoRConfig.json, or N&S SOR_CONFIGURATION_TENANT (JSON)"),
+    ] = None,
+    communal: Annotated[
+        Path | None, typer.Option(help="N&S SOR_CONFIGURATION_COMMUNAL (JSON)")
+    ] = None,
+    leasehold: Annotated[
+        Path | None, typer.Option(help="N&S SOR_CONFIGURATION_LEASEHOLD (JSON)")
+    ] = None,
+    sor: Annotated[
+        Path | None, typer.Option("--sor", help="check every code against this SoR table")
+    ] = None,
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="write here (default: stdout)")
+    ] = None,
+) -> None:
+    """Import a Housing Repairs Online triage configuration as a gateway triage table.
+
+    Each file is told apart by its JSON: an object is Redbridge's nested SoRConfig.json
+    (display texts made from the values: edit them), an array is an N&S SOR_CONFIGURATION_*
+    value. The result is validated like any triage table before it is written."""
+    from mappings.engine import MappingTableError, load_table
+    from mappings.triage import ImportError_, dump_triage, import_any, parse_triage
+
+    given = {"tenant": tenant, "communal": communal, "leasehold": leasehold}
+    if not any(given.values()):
+        typer.echo("give at least one of --tenant, --communal, --leasehold", err=True)
+        raise typer.Exit(2)
+    trees: dict[str, list[dict[str, object]]] = {}
+    failed = False
+    for name, path in given.items():
+        if path is None:
+            continue
+        try:
+            raw = json.loads(path.read_text(encoding="utf-8-sig"))
+            trees[name], warnings = import_any(raw)
+        except OSError as exc:
+            typer.echo(f"{path}: cannot read: {exc.strerror}", err=True)
+            raise typer.Exit(1) from None
+        except json.JSONDecodeError as exc:
+            typer.echo(f"{path}:{exc.lineno}: not valid JSON: {exc.msg}", err=True)
+            failed = True
+            continue
+        except ImportError_ as exc:
+            for problem in exc.problems:
+                typer.echo(f"{path}: {problem}", err=True)
+            failed = True
+            continue
+        for w in warnings:
+            typer.echo(f"{path}: {w} (warning)", err=True)
+    if failed:
+        raise typer.Exit(1)
+    text = dump_triage(trees)
+    try:
+        table = load_table(sor) if sor is not None else None
+    except (OSError, MappingTableError) as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(1) from None
+    _, errors = parse_triage(text, str(output or "<import>"), table)
+    for e in errors:
+        typer.echo(str(e), err=True)
+    if errors:
+        typer.echo(f"{len(errors)} problem(s) found; nothing written", err=True)
+        raise typer.Exit(1)
+    if output is None:
+        typer.echo(text, nl=False)
+    else:
+        output.write_text(text, encoding="utf-8")
+        typer.echo(f"{output}: {', '.join(trees)} written", err=True)
+
+
+@hro_app.command("hash-identifier")
+def hro_hash_identifier() -> None:
+    """Read an N&S identifier (REPAIRS_API_IDENTIFIER) from stdin and print what to put in
+    ``hro.identifier`` instead of it (sha256:...), so the clear value is never at rest."""
+    from gateway.hro.config import hash_identifier
+
+    value = sys.stdin.readline().strip()
+    if not value:
+        typer.echo("give the identifier on stdin", err=True)
+        raise typer.Exit(2)
+    typer.echo(hash_identifier(value))
 
 
 def main() -> None:
