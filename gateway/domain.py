@@ -113,7 +113,23 @@ class PropertyKind(StrEnum):
 class Property(BaseModel):
     """A place a repair can be reported against."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(
+        frozen=True,
+        json_schema_extra={
+            "examples": [
+                {
+                    "id": "00012345",
+                    "uprn": "100030000001",
+                    "address_lines": ["Flat 1", "10 High Street", "Lincoln"],
+                    "postcode": "LN1 1AA",
+                    "kind": "dwelling",
+                    "parent_id": "B0001",
+                    "online_repairs": True,
+                    "ineligible_reason": None,
+                }
+            ]
+        },
+    )
 
     id: str = Field(description="the property's id in the council's systems (a string)")
     uprn: str | None = None

@@ -24,6 +24,7 @@ import asyncio
 import math
 import time
 from collections.abc import Callable
+from contextvars import ContextVar
 from typing import Any
 
 import structlog
@@ -39,12 +40,25 @@ log = structlog.get_logger("gateway.ratelimit")
 WINDOW_SECONDS = 60
 LEASE_SHARE = 0.01  # of a key's allowance per lease
 
+# Filled per request with (limit, remaining, seconds until reset) for the RateLimit headers;
+# the HTTP layer sets a fresh list at the start of each request (gateway/api/middleware.py).
+current_allowance: ContextVar[list[tuple[int, int, int]] | None] = ContextVar(
+    "current_allowance", default=None
+)
+
+
+def _publish(limit: int, remaining: int, t: float) -> None:
+    holder = current_allowance.get()
+    if holder is not None:
+        holder.append((limit, max(0, remaining), max(1, math.ceil(WINDOW_SECONDS - t % 60))))
+
 
 class SharedRateLimiter:
     def __init__(self, database: Database, *, clock: Callable[[], float] = time.time) -> None:
         self.database = database
         self.clock = clock
         self._leases: dict[str, tuple[int, int]] = {}  # key -> (minute, requests left)
+        self._used: dict[str, tuple[int, int]] = {}  # key -> (minute, granted overall, as seen)
         self._exhausted: dict[str, int] = {}  # key -> minute in which the database said no
         self._local: dict[str, tuple[int, int]] = {}  # key -> (minute, used) while DB is down
         self._locks: dict[str, asyncio.Lock] = {}
@@ -56,9 +70,10 @@ class SharedRateLimiter:
         t = self.clock()
         minute = int(t // WINDOW_SECONDS)
         if self._use_lease(key_id, minute):
+            self._report(key_id, minute, limit, t)
             return
         if self._exhausted.get(key_id) == minute:
-            self._refuse(t)
+            self._refuse(t, limit)
         lock = self._locks.get(key_id)
         if lock is None:
             if len(self._locks) > 10_000:  # keys seen long ago; only known keys reach here
@@ -66,20 +81,33 @@ class SharedRateLimiter:
             lock = self._locks[key_id] = asyncio.Lock()
         async with lock:  # one lease at a time per key in this process
             if self._use_lease(key_id, minute):
+                self._report(key_id, minute, limit, t)
                 return
             if self._exhausted.get(key_id) == minute:
-                self._refuse(t)
+                self._refuse(t, limit)
             want = max(1, math.floor(limit * LEASE_SHARE))
             try:
-                granted = await self._lease(key_id, minute, want, limit)
+                granted, used = await self._lease(key_id, minute, want, limit)
             except Exception as exc:  # noqa: BLE001 - the database is down: count here alone
                 log.warning("ratelimit.lease_failed", error_type=type(exc).__name__)
                 self._take_locally(key_id, minute, limit, t)
                 return
         if granted == 0:
             self._exhausted[key_id] = minute
-            self._refuse(t)
+            self._refuse(t, limit)
         self._leases[key_id] = (minute, granted - 1)
+        self._used[key_id] = (minute, used)
+        self._report(key_id, minute, limit, t)
+
+    def _report(self, key_id: str, minute: int, limit: int, t: float) -> None:
+        """The allowance left as this replica knows it: what the database had granted at the
+        last lease (every replica's), less what this replica has used of its own lease."""
+        lease = self._leases.get(key_id)
+        used = self._used.get(key_id)
+        if lease is None or used is None or used[0] != minute or lease[0] != minute:
+            _publish(limit, limit, t)
+        else:
+            _publish(limit, limit - used[1] + lease[1], t)
 
     def _use_lease(self, key_id: str, minute: int) -> bool:
         lease = self._leases.get(key_id)
@@ -88,8 +116,9 @@ class SharedRateLimiter:
             return True
         return False
 
-    def _refuse(self, t: float) -> None:
+    def _refuse(self, t: float, limit: int) -> None:
         self.refused += 1
+        _publish(limit, 0, t)
         retry = max(1, math.ceil(WINDOW_SECONDS - t % WINDOW_SECONDS))
         raise RateLimited("rate limit for this API key reached", retry_after=retry)
 
@@ -98,12 +127,14 @@ class SharedRateLimiter:
         if m != minute:
             used = 0
         if used + 1 > limit:
-            self._refuse(t)
+            self._refuse(t, limit)
         self._local[key_id] = (minute, used + 1)
+        _publish(limit, limit - used - 1, t)
 
-    async def _lease(self, key_id: str, minute: int, want: int, limit: int) -> int:
-        """Grant up to ``want`` requests of ``key_id``'s allowance for ``minute``; 0 if none
-        is left. One transaction, with the row locked, so replicas never grant past it."""
+    async def _lease(self, key_id: str, minute: int, want: int, limit: int) -> tuple[int, int]:
+        """Grant up to ``want`` requests of ``key_id``'s allowance for ``minute`` (0 if none
+        is left), and the total granted so far over every replica. One transaction, with the
+        row locked, so replicas never grant past the allowance."""
         async with self.database.transaction() as s:
             dialect = s.bind.dialect.name if s.bind is not None else "sqlite"
             insert: Any = pg_insert if dialect == "postgresql" else sqlite_insert
@@ -131,4 +162,4 @@ class SharedRateLimiter:
 
                 await s.execute(delete(RateWindow).where(RateWindow.window < minute - 1))
                 self._pruned = minute
-        return int(granted)
+        return int(granted), int(used + granted)

@@ -23,6 +23,7 @@ AdminDep = Annotated[Access, Depends(admin)]
 @router.get(
     "/migration-report",
     responses=PROBLEMS,
+    operation_id="getMigrationReport",
     summary="Per capability: share of calls per adaptor, errors, latency, shadow agreement",
 )
 async def migration_report(a: AdminDep) -> dict[str, Any]:
@@ -32,7 +33,12 @@ async def migration_report(a: AdminDep) -> dict[str, Any]:
     return await build(a.runtime.database, a.council.id)
 
 
-@router.get("/outbox", responses=PROBLEMS, summary="Side effects waiting, done or dead")
+@router.get(
+    "/outbox",
+    responses=PROBLEMS,
+    operation_id="listOutboxItems",
+    summary="Side effects waiting, done or dead",
+)
 async def outbox(
     a: AdminDep,
     state: Annotated[str | None, Query(pattern="^(pending|done|dead)$")] = None,

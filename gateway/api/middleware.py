@@ -10,6 +10,7 @@ import json
 import re
 import time
 import uuid
+from collections.abc import Sequence
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -18,6 +19,7 @@ from prometheus_client import Counter, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway.api.problems import BASE, PROBLEM, unhandled_log_fields
+from gateway.ratelimit import current_allowance
 from gateway.resilience import request_deadline
 from gateway.text import describe, first_unsafe, query_suspect
 
@@ -62,10 +64,26 @@ def _metrics(route: str, method: str, status: int, elapsed: float) -> None:
 
 
 class RequestContext:
-    def __init__(self, app: ASGIApp, max_body_bytes: int, budget_seconds: float = 25.0) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        max_body_bytes: int,
+        budget_seconds: float = 25.0,
+        large_bodies: Sequence[tuple[re.Pattern[str], int]] = (),
+    ) -> None:
         self.app = app
         self.max_body = max_body_bytes
         self.budget = budget_seconds
+        # (path pattern, limit): the few routes allowed a larger body (HRO photo uploads)
+        self.large_bodies = tuple(large_bodies)
+
+    def _body_limit(self, scope: Scope) -> int:
+        if self.large_bodies and scope.get("method") == "POST":
+            path = scope.get("path", "")
+            for pattern, limit in self.large_bodies:
+                if pattern.match(path):
+                    return limit
+        return self.max_body
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -75,9 +93,10 @@ class RequestContext:
         rid = request_id(headers.get(b"x-request-id"))
         rid_header = (b"x-request-id", rid.encode("latin-1"))
         structlog.contextvars.bind_contextvars(request_id=rid)
+        max_body = self._body_limit(scope)
         length = headers.get(b"content-length")
-        if length is not None and length.isdigit() and int(length) > self.max_body:
-            await _too_large(send, self.max_body, rid_header)
+        if length is not None and length.isdigit() and int(length) > max_body:
+            await _too_large(send, max_body, rid_header)
             structlog.contextvars.clear_contextvars()
             return
         refusal = unsafe_url(scope)
@@ -85,6 +104,15 @@ class RequestContext:
             await _send_problem(send, 422, refusal, rid_header)
             structlog.contextvars.clear_contextvars()
             return
+        api = scope["path"].startswith("/v1/")
+        if api and scope["method"] in BODY_METHODS and _has_body(headers):
+            media = headers.get(b"content-type", b"").split(b";", 1)[0].strip().lower()
+            if media != b"application/json" and not media.endswith(b"+json"):
+                await _send_problem(send, 415, _UNSUPPORTED, rid_header)
+                structlog.contextvars.clear_contextvars()
+                return
+        allowance: list[tuple[int, int, int]] = []
+        current_allowance.set(allowance)
         seen = 0
         too_large = False
 
@@ -95,7 +123,7 @@ class RequestContext:
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
-                if seen > self.max_body:
+                if seen > max_body:
                     too_large = True
                     return {"type": "http.disconnect"}
             return message
@@ -111,7 +139,15 @@ class RequestContext:
                 return  # the app's answer to a cut-off body is replaced by the 413
             if message["type"] == "http.response.start":
                 status, started = message["status"], True
-                message["headers"] = [*message.get("headers", []), rid_header]
+                extra = [rid_header]
+                if api:
+                    # answers can hold addresses and repairs: never kept by a cache
+                    extra.append((b"cache-control", b"no-store"))
+                if allowance:
+                    limit, left, reset = allowance[-1]
+                    extra.append((b"ratelimit-policy", b'"per-key";q=%d;w=60' % limit))
+                    extra.append((b"ratelimit", b'"per-key";r=%d;t=%d' % (left, reset)))
+                message["headers"] = [*message.get("headers", []), *extra]
             await send(message)
 
         try:
@@ -129,7 +165,7 @@ class RequestContext:
                     log.error("request.unhandled", **unhandled_log_fields(exc))
                     await _send_problem(send, 500, _INTERNAL, rid_header)
             if too_large:
-                await _too_large(send, self.max_body, rid_header)
+                await _too_large(send, max_body, rid_header)
                 status = 413
         finally:
             elapsed = time.perf_counter() - start
@@ -143,6 +179,21 @@ class RequestContext:
                 duration_ms=round(elapsed * 1000, 2),
             )
             structlog.contextvars.clear_contextvars()
+
+
+BODY_METHODS = frozenset({"POST", "PATCH", "PUT"})
+_UNSUPPORTED: dict[str, Any] = {
+    "type": BASE + "unsupported-media-type",
+    "title": "Unsupported media type",
+    "detail": "send the body as application/json",
+}
+
+
+def _has_body(headers: dict[bytes, bytes]) -> bool:
+    length = headers.get(b"content-length")
+    if length is not None:
+        return length.strip() not in (b"", b"0")
+    return b"transfer-encoding" in headers
 
 
 _INTERNAL: dict[str, Any] = {
@@ -239,7 +290,13 @@ class CouncilCors:
                     "Idempotency-Key",
                     "X-Request-ID",
                 ],
-                expose_headers=["X-Request-ID", "Retry-After"],
+                expose_headers=[
+                    "X-Request-ID",
+                    "Retry-After",
+                    "Location",
+                    "RateLimit",
+                    "RateLimit-Policy",
+                ],
                 max_age=600,
             )
             for council, allowed in origins.items()

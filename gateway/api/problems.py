@@ -38,6 +38,9 @@ def problem(
 
 
 def _field(loc: tuple[Any, ...]) -> str:
+    if loc and loc[0] == "header" and len(loc) > 1:
+        # one spelling for a header everywhere: as HTTP documents write it (Idempotency-Key)
+        return "-".join(w.capitalize() for w in str(loc[1]).replace("_", "-").split("-"))
     parts = [str(p) for p in loc if p not in ("query", "body", "path", "header")]
     return ".".join(parts) or "body"
 
@@ -123,6 +126,15 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if exc.status_code == 400:  # a body FastAPI could not even decode: bad JSON, as ever
+            return problem(
+                422,
+                "invalid-input",
+                "Invalid input",
+                "check these fields: body",
+                instance=request.url.path,
+                errors=[{"field": "body", "message": "the body is not valid JSON"}],
+            )
         titles = {404: "Not found", 405: "Method not allowed", 413: "Request too large"}
         headers = dict(getattr(exc, "headers", None) or {})
         if exc.status_code == 405:

@@ -12,6 +12,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic_core import PydanticCustomError
 
+from gateway.api import contract
 from gateway.api.schemas import (
     AddressList,
     CancelIn,
@@ -69,7 +70,7 @@ class AddressQuery(BaseModel):
     postcode: str = Field(
         max_length=16,
         description="a UK postcode, any case and spacing",
-        json_schema_extra={"pattern": POSTCODE_PATTERN, "minLength": 5},
+        json_schema_extra={"pattern": POSTCODE_PATTERN, "minLength": 5, "example": "LN1 1AA"},
     )
 
     @field_validator("postcode")
@@ -103,21 +104,12 @@ class AppointmentsQuery(BaseModel):
 CouncilId = Annotated[
     str, Path(pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$", description="council id, e.g. demo")
 ]
-PROBLEMS: dict[int | str, dict[str, Any]] = {
-    s: {"description": d, "content": {"application/problem+json": {}}}
-    for s, d in [
-        (400, "malformed request body"),
-        (401, "missing or invalid API key"),
-        (403, "key not allowed for this council"),
-        (404, "unknown council or repair"),
-        (409, "slot just taken, or a conflicting request in progress"),
-        (413, "request body too large"),
-        (422, "invalid input, naming the field"),
-        (429, "rate limited"),
-        (502, "the backend refused the request or the gateway's credentials"),
-        (503, "backend unavailable; see Retry-After"),
-    ]
-}
+# admin routes answer from the gateway's own store
+PROBLEMS = contract.responses(*contract.ERRORS_LOCAL)
+
+
+def _ok(status: int = 200, *headers: str) -> dict[int | str, dict[str, Any]]:
+    return {status: {"headers": contract.success_headers(*headers)}}
 
 
 def runtime(request: Request) -> Runtime:
@@ -173,6 +165,18 @@ def parse_query(request: Request, model: type[Q]) -> Q:
         ) from None
 
 
+QUERY_EXAMPLES = {
+    "postcode": "LN1 1AA",
+    "property_id": "00012345",
+    "sor_code": "N631111",
+    "trade": "plumbing",
+    "size": "small",
+    "priority": "normal",
+    "from": "2026-12-03",
+    "page_size": 5,
+}
+
+
 def query_openapi(model: type[BaseModel]) -> dict[str, Any]:
     schema = model.model_json_schema(by_alias=True, ref_template="#/components/schemas/{model}")
     required = set(schema.get("required", []))
@@ -184,6 +188,7 @@ def query_openapi(model: type[BaseModel]) -> dict[str, Any]:
                 "required": name in required,
                 "schema": prop,
                 **({"description": prop["description"]} if "description" in prop else {}),
+                **({"example": QUERY_EXAMPLES[name]} if name in QUERY_EXAMPLES else {}),
             }
             for name, prop in schema["properties"].items()
         ]
@@ -194,7 +199,8 @@ def query_openapi(model: type[BaseModel]) -> dict[str, Any]:
     "/addresses",
     openapi_extra=query_openapi(AddressQuery),
     response_model=AddressList,
-    responses=PROBLEMS,
+    operation_id="listAddresses",
+    responses={**_ok(), **contract.responses(*contract.ERRORS_READ)},
     summary="Properties at a postcode, with whether repairs can be reported online",
 )
 async def addresses(request: Request, council: CouncilId) -> AddressList:
@@ -212,7 +218,8 @@ async def addresses(request: Request, council: CouncilId) -> AddressList:
     "/appointments",
     openapi_extra=query_openapi(AppointmentsQuery),
     response_model=SlotPage,
-    responses=PROBLEMS,
+    operation_id="listAppointments",
+    responses={**_ok(), **contract.responses(*contract.ERRORS_READ)},
     summary="Available appointment slots for a repair, a page at a time",
 )
 async def appointments(
@@ -269,7 +276,8 @@ async def appointments(
     "/repairs",
     status_code=201,
     response_model=RepairOut,
-    responses=PROBLEMS,
+    operation_id="createRepair",
+    responses={**_ok(201, "Location"), **contract.responses(*contract.ERRORS_WRITE)},
     summary="Report a repair and book the chosen slot",
 )
 async def create_repair(
@@ -293,7 +301,10 @@ async def create_repair(
     )
     status, answer = await rt.bookings.create(council, p.key_id, idempotency_key, req)
     media = "application/json" if status < 400 else "application/problem+json"
-    return JSONResponse(answer, status_code=status, media_type=media)
+    headers = {}
+    if status == 201:
+        headers["Location"] = f"/v1/councils/{council.id}/repairs/{answer['reference']}"
+    return JSONResponse(answer, status_code=status, media_type=media, headers=headers)
 
 
 async def _own_repair(rt: Runtime, council: Council, p: Principal, reference: str) -> Any:
@@ -306,7 +317,8 @@ async def _own_repair(rt: Runtime, council: Council, p: Principal, reference: st
 @router.get(
     "/repairs/{reference}",
     response_model=RepairOut,
-    responses=PROBLEMS,
+    operation_id="getRepair",
+    responses={**_ok(), **contract.responses(*contract.ERRORS_LOCAL)},
     summary="A repair with its status and appointment",
 )
 async def get_repair(
@@ -321,7 +333,8 @@ async def get_repair(
 @router.patch(
     "/repairs/{reference}",
     response_model=RepairOut,
-    responses=PROBLEMS,
+    operation_id="rescheduleRepair",
+    responses={**_ok(), **contract.responses(*contract.ERRORS_WRITE)},
     summary="Move the appointment to another slot",
 )
 async def reschedule(
@@ -337,7 +350,8 @@ async def reschedule(
 @router.post(
     "/repairs/{reference}/cancel",
     response_model=RepairOut,
-    responses=PROBLEMS,
+    operation_id="cancelRepair",
+    responses={**_ok(), **contract.responses(*contract.ERRORS_WRITE)},
     summary="Cancel a repair and its appointment",
 )
 async def cancel(

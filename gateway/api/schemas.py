@@ -3,28 +3,79 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, PlainSerializer
+from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, WithJsonSchema
 
-from gateway.domain import JobSize, Priority, Property, Trade
+from gateway.domain import JobSize, Priority, Property, RepairStatus, Trade
 from gateway.text import SafeText
 from gateway.timeutil import london
 
 # Every time leaves the gateway in Europe/London with an explicit offset (+00:00 / +01:00).
-LondonTime = Annotated[datetime, PlainSerializer(lambda d: london(d).isoformat(), return_type=str)]
+LondonTime = Annotated[
+    datetime,
+    PlainSerializer(lambda d: london(d).isoformat(), return_type=str),
+    WithJsonSchema(
+        {"type": "string", "format": "date-time", "example": "2026-12-03T08:00:00+00:00"}
+    ),
+]
+
+_PROPERTY: dict[str, Any] = {
+    "id": "00012345",
+    "uprn": "100030000001",
+    "address_lines": ["Flat 1", "10 High Street", "Lincoln"],
+    "postcode": "LN1 1AA",
+    "kind": "dwelling",
+    "parent_id": "B0001",
+    "online_repairs": True,
+    "ineligible_reason": None,
+}
+_SLOT: dict[str, Any] = {
+    "start": "2026-12-03T08:00:00+00:00",
+    "end": "2026-12-03T12:00:00+00:00",
+    "label": "morning",
+    "best": True,
+    "slot_token": "2.eyJjIjoiZGVtbyIsIm...Q.x7Yb1dZq0VtM3pLk9wRr2A",
+}
+_REPAIR: dict[str, Any] = {
+    "reference": "DMKT-7Q4X",
+    "council": "demo",
+    "status": "booked",
+    "property_id": "00012345",
+    "sor_code": "N631111",
+    "trade": "plumbing",
+    "size": "small",
+    "priority": "normal",
+    "communal": False,
+    "description": "Shower hose split",
+    "appointment": {
+        "start": "2026-12-03T08:00:00+00:00",
+        "end": "2026-12-03T12:00:00+00:00",
+        "label": "morning",
+    },
+    "works_order_reference": None,
+    "created_at": "2026-12-02T21:14:05+00:00",
+}
 
 PHONE = r"^\+?[0-9][0-9 ()-]{6,19}$"
 EMAIL = r"^[^@\s]{1,64}@[^@\s]{1,255}\.[^@\s]{2,}$"
 
 
 class AddressList(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"council": "demo", "postcode": "LN1 1AA", "addresses": [_PROPERTY]}]
+        }
+    )
+
     council: str
     postcode: str
     addresses: list[Property]
 
 
 class Slot(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [_SLOT]})
+
     start: LondonTime
     end: LondonTime
     label: str = Field(description="morning, afternoon, all_day, school_run, ...")
@@ -33,6 +84,19 @@ class Slot(BaseModel):
 
 
 class SlotPage(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "council": "demo",
+                    "property_id": "00012345",
+                    "slots": [_SLOT],
+                    "next_cursor": "2.eyJjIjoiZGVtbyIs...Zg.pQ3sVb0cJ1",
+                }
+            ]
+        }
+    )
+
     council: str
     property_id: str
     slots: list[Slot]
@@ -40,7 +104,12 @@ class SlotPage(BaseModel):
 
 
 class ContactIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [{"name": "Ann Resident", "phone": "07700 900123", "email": None}]
+        },
+    )
 
     name: SafeText | None = Field(None, max_length=200)
     phone: str | None = Field(None, pattern=PHONE)
@@ -48,7 +117,20 @@ class ContactIn(BaseModel):
 
 
 class RepairIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "property_id": "00012345",
+                    "sor_code": "N631111",
+                    "description": "Shower hose split",
+                    "contact": {"name": "Ann Resident", "phone": "07700 900123"},
+                    "slot_token": _SLOT["slot_token"],
+                }
+            ]
+        },
+    )
 
     property_id: SafeText = Field(min_length=1, max_length=64)
     sor_code: SafeText | None = Field(None, min_length=1, max_length=32)
@@ -69,32 +151,40 @@ class RepairIn(BaseModel):
 
 
 class RescheduleIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{"slot_token": _SLOT["slot_token"]}]}
+    )
 
     slot_token: SafeText = Field(min_length=1, max_length=4096)
 
 
 class CancelIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{"reason": "fixed it myself"}]}
+    )
 
     reason: SafeText = Field("cancelled by resident", max_length=200)
 
 
 class Appointment(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [_REPAIR["appointment"]]})
+
     start: LondonTime
     end: LondonTime
     label: str | None
 
 
 class RepairOut(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [_REPAIR]})
+
     reference: str = Field(description="short, safe to read over the phone")
     council: str
-    status: str
+    status: RepairStatus
     property_id: str
     sor_code: str | None
-    trade: str
-    size: str
-    priority: str
+    trade: Trade
+    size: JobSize
+    priority: Priority
     communal: bool
     description: str
     appointment: Appointment | None

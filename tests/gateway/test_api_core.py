@@ -171,7 +171,7 @@ async def test_idempotency_key_replays_and_refuses_other_body(tmp_path: Path) ->
         assert other.json()["errors"][0]["field"] == "Idempotency-Key"
         missing = await gw.client.post(f"{BASE}/repairs", json=body)
         assert missing.status_code == 422
-        assert missing.json()["errors"][0]["field"] == "idempotency-key"
+        assert missing.json()["errors"][0]["field"] == "Idempotency-Key"  # one spelling
 
 
 async def test_last_place_is_taken_once_under_concurrency(
