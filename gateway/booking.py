@@ -57,7 +57,8 @@ from gateway.timeutil import now
 
 log = structlog.get_logger("gateway.booking")
 RECONCILE_AFTER_SECONDS = 120
-TERMINAL = {"cancelled", "failed", "completed"}
+TERMINAL = {RepairStatus.CANCELLED, RepairStatus.FAILED, RepairStatus.COMPLETED}
+SHOWS_APPOINTMENT = {RepairStatus.BOOKED, RepairStatus.COMPLETED, RepairStatus.IN_PROGRESS}
 
 
 @dataclass
@@ -85,13 +86,13 @@ def repair_view(r: Repair) -> dict[str, Any]:
     from gateway.timeutil import london
 
     appointment = None
-    if r.slot_start and r.slot_end and r.status in ("booked", "completed", "in_progress"):
+    if r.slot_start and r.slot_end and r.status in SHOWS_APPOINTMENT:
         appointment = {
             "start": london(r.slot_start).isoformat(),
             "end": london(r.slot_end).isoformat(),
             "label": r.slot_label,
         }
-    status = r.status if r.status != "booking" else "booked"
+    status = r.status if r.status != RepairStatus.BOOKING else RepairStatus.BOOKED.value
     return {
         "reference": r.reference,
         "council": r.council,
@@ -191,7 +192,7 @@ class Bookings:
                     select(Repair).where(Repair.council == council.id, Repair.reference == ref)
                 )
             ).scalar_one_or_none()
-        if r is None or r.status == "failed":
+        if r is None or r.status == RepairStatus.FAILED:
             raise NotFound(f"no repair {reference!r} in council {council.id!r}", field="reference")
         return r
 
@@ -251,7 +252,7 @@ class Bookings:
             description=req.description,
             contact=req.contact.model_dump(exclude_none=True),
             communal=communal,
-            status="booking" if slot else "awaiting_appointment",
+            status=(RepairStatus.BOOKING if slot else RepairStatus.AWAITING_APPOINTMENT).value,
             scheduler=scheduler_name,
             client_id=client_id or None,
             created_at=now(),
@@ -365,9 +366,9 @@ class Bookings:
     ) -> tuple[int, dict[str, Any]]:
         async with self.db.transaction() as s:
             r = await _locked_repair(s, council.id, reference)
-            if r.status == "booked":  # the crash reconciler confirmed it first
+            if r.status == RepairStatus.BOOKED:  # the crash reconciler confirmed it first
                 return 201, repair_view(r)
-            settled_elsewhere = r.status != "booking"
+            settled_elsewhere = r.status != RepairStatus.BOOKING
             if settled_elsewhere:
                 # The reconciler gave up on this booking before the scheduler answered; its
                 # compensation may already have run, so queue another (cancel is idempotent)
@@ -396,7 +397,7 @@ class Bookings:
 
     @staticmethod
     def _apply_confirmation(r: Repair, conf: BookingConfirmation, slot: VendorSlot) -> None:
-        r.status = "booked"
+        r.status = RepairStatus.BOOKED.value
         r.slot_start, r.slot_end, r.slot_label = conf.start, conf.end, conf.label
         r.vendor_order_ref, r.vendor_booking_ref = conf.vendor_order_ref, conf.vendor_booking_ref
         r.vendor_slot = slot.vendor
@@ -426,9 +427,9 @@ class Bookings:
         log.info("booking.failed", council=council.id, error=exc.slug)
         async with self.db.transaction() as s:
             r = await _locked_repair(s, council.id, reference)
-            if r.status != "booking":
+            if r.status != RepairStatus.BOOKING:
                 return  # the crash reconciler already settled it
-            r.status = "failed"
+            r.status = RepairStatus.FAILED.value
             await _drop_reconcile(s, council.id, reference)
             # Whatever the scheduler said, cancel anything it may hold under this reference
             # (e.g. an order created before it said the slot was gone); a no-op otherwise.
@@ -451,7 +452,7 @@ class Bookings:
     # -- change and cancel -------------------------------------------------------------------
     async def reschedule(self, council: Council, reference: str, token: str) -> dict[str, Any]:
         r = await self.get_repair(council, reference)
-        if r.status != "booked" or not r.scheduler:
+        if r.status != RepairStatus.BOOKED or not r.scheduler:
             raise Conflict(f"repair {r.reference} has no appointment to move (it is {r.status})")
         handle = handle_of(r)
         name, slot = self._slot_from_token(council, token, r.property_id, handle.job)
@@ -462,7 +463,7 @@ class Bookings:
         conf = await council.scheduler(r.scheduler).reschedule(handle, slot)
         async with self.db.transaction() as s:
             row = await _locked_repair(s, council.id, r.reference)
-            moved = row.status == "booked"
+            moved = row.status == RepairStatus.BOOKED
             if moved:
                 self._apply_confirmation(row, conf, slot)
                 self._notify(s, council, row, "rescheduled")
@@ -476,24 +477,24 @@ class Bookings:
 
     async def cancel(self, council: Council, reference: str, reason: str) -> dict[str, Any]:
         r = await self.get_repair(council, reference)
-        if r.status == "cancelled":
+        if r.status == RepairStatus.CANCELLED:
             return repair_view(r)
         if r.status in TERMINAL:
             raise Conflict(f"repair {r.reference} cannot be cancelled (it is {r.status})")
-        if r.status == "in_progress":
+        if r.status == RepairStatus.IN_PROGRESS:
             raise Conflict(
                 f"an operative is already working on repair {r.reference}; "
                 "please call the council to stop it"
             )
-        if r.status == "booking":
+        if r.status == RepairStatus.BOOKING:
             raise Conflict(f"repair {r.reference} is still being booked; try again in a minute")
         if r.scheduler:  # whatever the last status said, make sure the scheduler lets it go
             await council.scheduler(r.scheduler).cancel(handle_of(r), reason)
         async with self.db.transaction() as s:
             row = await _locked_repair(s, council.id, r.reference)
-            if row.status == "cancelled":  # a concurrent cancel got there first
+            if row.status == RepairStatus.CANCELLED:  # a concurrent cancel got there first
                 return repair_view(row)
-            row.status = "cancelled"
+            row.status = RepairStatus.CANCELLED.value
             if row.works_order_adaptor:
                 enqueue(s, council.id, "works_order.cancel", {"reference": row.reference})
             self._notify(s, council, row, "cancelled")
@@ -503,7 +504,7 @@ class Bookings:
 
     async def refresh_status(self, council: Council, r: Repair) -> dict[str, Any]:
         """The repair, with the scheduler's view of its status when it can be had quickly."""
-        if r.scheduler and r.status == "booked":
+        if r.scheduler and r.status == RepairStatus.BOOKED:
             try:
                 st = await council.scheduler(r.scheduler).status(handle_of(r))
             except GatewayError:
@@ -511,7 +512,7 @@ class Bookings:
             if st.status != RepairStatus.BOOKED or (st.start and st.start != r.slot_start):
                 async with self.db.transaction() as s:
                     row = await _locked_repair(s, council.id, r.reference)
-                    if row.status == "booked":  # not changed by a move or cancel meanwhile
+                    if row.status == RepairStatus.BOOKED:  # not changed by a move or cancel
                         row.status = st.status.value
                         if st.start and st.end:
                             row.slot_start, row.slot_end = st.start, st.end
@@ -540,7 +541,7 @@ class Bookings:
         if loaded is None:
             return
         council, r = loaded
-        if r.status != "booking":
+        if r.status != RepairStatus.BOOKING:
             return
         if now() - r.created_at < _seconds(self.reconcile_after * 0.9):
             raise Retry(self.reconcile_after)
@@ -548,7 +549,7 @@ class Bookings:
         st = await council.scheduler(r.scheduler).status(handle_of(r))
         async with self.db.transaction() as s:
             row = await _locked_repair(s, r.council, r.reference)
-            if row.status != "booking":
+            if row.status != RepairStatus.BOOKING:
                 return  # the request answered while we were asking the scheduler
             rec = (
                 await s.execute(
@@ -561,14 +562,15 @@ class Bookings:
             if st.status == RepairStatus.BOOKED and st.start and st.end:
                 from gateway.slots import label_for
 
-                row.status, row.slot_start, row.slot_end = "booked", st.start, st.end
+                row.status = RepairStatus.BOOKED.value
+                row.slot_start, row.slot_end = st.start, st.end
                 row.slot_label = label_for(st.start, st.end)
                 if rec is not None:
                     rec.state, rec.response_status = "done", 201
                     rec.response_body = repair_view(row)
                 await self._after_confirmed(s, council, row)
             else:
-                row.status = "failed"
+                row.status = RepairStatus.FAILED.value
                 if rec is not None:
                     await s.delete(rec)
                 _queue_compensation(s, council.id, r.reference)
@@ -578,7 +580,7 @@ class Bookings:
         if loaded is None:
             return
         council, r = loaded
-        if r.status not in ("failed", "cancelled") or not r.scheduler:
+        if r.status not in (RepairStatus.FAILED, RepairStatus.CANCELLED) or not r.scheduler:
             return
         assert r.scheduler is not None
         await council.scheduler(r.scheduler).cancel(handle_of(r), "booking failed")
@@ -604,7 +606,7 @@ class Bookings:
             row = await s.get(Repair, r.id)
             assert row is not None
             row.works_order_ref = vendor_ref
-            if row.status == "cancelled":
+            if row.status == RepairStatus.CANCELLED:
                 enqueue(s, council.id, "works_order.cancel", {"reference": r.reference})
 
     async def _send_notification(self, item: OutboxItem) -> None:

@@ -241,11 +241,26 @@ class BookingHandle(BaseModel):
 
 
 class RepairStatus(StrEnum):
+    """Every status a repair can have. ``BOOKING`` (the scheduler is being called) is shown to
+    callers as ``booked``; ``FAILED`` (the booking did not happen) is never shown: such a repair
+    is not found. ``PUBLIC_STATUSES`` are the ones the API answers with."""
+
     AWAITING_APPOINTMENT = "awaiting_appointment"
+    BOOKING = "booking"
     BOOKED = "booked"
     IN_PROGRESS = "in_progress"
     COMPLETED = "completed"
     CANCELLED = "cancelled"
+    FAILED = "failed"
+
+
+PUBLIC_STATUSES = (
+    RepairStatus.AWAITING_APPOINTMENT,
+    RepairStatus.BOOKED,
+    RepairStatus.IN_PROGRESS,
+    RepairStatus.COMPLETED,
+    RepairStatus.CANCELLED,
+)
 
 
 class SchedulerStatus(BaseModel):
