@@ -30,6 +30,7 @@ from contract_tests.structure import load_entry_point
 HERE = Path(__file__).resolve().parent
 ADAPTOR_SUITE = HERE / "adaptor_suite"
 API_SUITE = HERE / "api_suite"
+HRO_SUITE = HERE / "hro_suite"
 
 T = TypeVar("T")
 SPEC_KEY = pytest.StashKey[AdaptorSpec | None]()
@@ -54,6 +55,19 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     g.addoption("--api-property-id", metavar="ID", help="a property that can be booked")
     g.addoption("--api-sor-code", metavar="CODE", help="a bookable SoR code")
     g.addoption(
+        "--hro-base-url",
+        metavar="URL",
+        help="HRO facade suite: the REPAIRS_API_BASE_URL a Housing Repairs Online front end uses",
+    )
+    g.addoption(
+        "--hro-identifier",
+        metavar="ID",
+        help="HRO suite: the N&S REPAIRS_API_IDENTIFIER (omit for a facade without credentials)",
+    )
+    g.addoption(
+        "--hro-config", metavar="FILE", help="HRO suite: YAML with postcode, property ids, choices"
+    )
+    g.addoption(
         "--write",
         action="store_true",
         default=False,
@@ -68,6 +82,7 @@ def _opt(config: pytest.Config, name: str) -> Any:
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "contract_adaptor: adaptor conformance suite")
     config.addinivalue_line("markers", "contract_api: standard HTTP API conformance suite")
+    config.addinivalue_line("markers", "contract_hro: Housing Repairs Online facade suite")
     spec_file = _opt(config, "--adaptor_config")
     spec: AdaptorSpec | None = None
     path: Path | None = None
@@ -92,6 +107,8 @@ def pytest_configure(config: pytest.Config) -> None:
             if not _opt(config, needed):
                 raise pytest.UsageError(f"--api-base-url needs {needed.replace('_', '-')} as well")
         suites.append(API_SUITE)
+    if _opt(config, "--hro_base_url"):
+        suites.append(HRO_SUITE)
     if not suites:
         return
     if config.args_source == pytest.Config.ArgsSource.ARGS:
@@ -116,6 +133,8 @@ def pytest_collection_modifyitems(
     for item in items:
         if _in(item, API_SUITE):
             item.add_marker(pytest.mark.contract_api)
+        if _in(item, HRO_SUITE):
+            item.add_marker(pytest.mark.contract_hro)
     if spec is None:
         return
     names = {getattr(i, "originalname", i.name) for i in suite_items}
@@ -144,6 +163,10 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
     if _opt(config, "--api_base_url"):
         mode = "read and write" if _opt(config, "--write") else "read-only"
         lines.append(f"contract: API at {_opt(config, '--api_base_url')} ({mode})")
+    if _opt(config, "--hro_base_url"):
+        mode = "read and write" if _opt(config, "--write") else "read-only"
+        auth = "N&S token" if _opt(config, "--hro_identifier") else "no credentials"
+        lines.append(f"contract: HRO facade at {_opt(config, '--hro_base_url')} ({auth}, {mode})")
     return lines
 
 
@@ -405,3 +428,63 @@ def contract_api_write(contract_api_target: ApiTarget) -> ApiTarget:
     if not contract_api_target.write:
         pytest.skip("writes (bookings) only with --write")
     return contract_api_target
+
+
+# -- HRO facade suite fixtures ---------------------------------------------------------------
+
+
+@dataclass
+class HroTarget:
+    """A Housing Repairs Online backend (the gateway's facade or any other) and what to try."""
+
+    base_url: str
+    identifier: str | None
+    write: bool
+    postcode: str = "LN1 1AA"
+    tenant_property: str = "00012345"
+    communal_postcode: str = "LN1 1AA"
+    communal_property: str = "00020000"
+    tenant_choice: list[str] = field(default_factory=lambda: ["bedroom", "walls"])
+    leasehold_choice: list[str] = field(default_factory=lambda: ["outside", "window"])
+    communal_choice: list[str] = field(default_factory=lambda: ["stairs", "lighting"])
+    phone: str = "02079460000"
+    email: str = "contract-test@example.org"
+
+
+HRO_CONFIG_KEYS = {
+    "postcode",
+    "tenant_property",
+    "communal_postcode",
+    "communal_property",
+    "tenant_choice",
+    "leasehold_choice",
+    "communal_choice",
+    "phone",
+    "email",
+}
+
+
+@pytest.fixture(scope="session")
+def contract_hro_target(pytestconfig: pytest.Config) -> HroTarget:
+    base = _opt(pytestconfig, "--hro_base_url")
+    if not base:
+        pytest.skip("the HRO suite needs --hro-base-url")
+    values: dict[str, Any] = {}
+    cfg = _opt(pytestconfig, "--hro_config")
+    if cfg:
+        raw = yaml.safe_load(Path(cfg).read_text(encoding="utf-8")) or {}
+        unknown = set(raw) - HRO_CONFIG_KEYS
+        if unknown:
+            raise pytest.UsageError(
+                f"{cfg}: unknown key(s) {sorted(unknown)}; allowed: {sorted(HRO_CONFIG_KEYS)}"
+            )
+        values.update(
+            {k: [str(x) for x in v] if isinstance(v, list) else str(v) for k, v in raw.items()}
+        )
+    identifier = _opt(pytestconfig, "--hro_identifier")
+    return HroTarget(
+        base_url=str(base).rstrip("/"),
+        identifier=str(identifier) if identifier else None,
+        write=bool(_opt(pytestconfig, "--write")),
+        **values,
+    )

@@ -22,6 +22,7 @@ router = APIRouter(prefix="/v1/councils/{council}", tags=["repairs"])
 @router.get(
     "/triage",
     responses=PROBLEMS,
+    operation_id="getTriage",
     summary="The council's repair diagnosis questions, per repair type, with their outcomes",
 )
 async def triage(
@@ -50,6 +51,7 @@ Reference = Annotated[str, Path(max_length=32)]
 @router.get(
     "/admin/repairs/{reference}/photos",
     responses=PROBLEMS,
+    operation_id="listRepairPhotos",
     tags=["admin"],
     summary="Photos residents sent with a repair (metadata)",
 )
@@ -69,6 +71,7 @@ async def photos(a: AdminDep, reference: Reference) -> list[dict[str, Any]]:
 @router.get(
     "/admin/repairs/{reference}/photos/{photo_id}",
     responses={**PROBLEMS, 200: {"content": {"image/jpeg": {}, "image/png": {}}}},
+    operation_id="getRepairPhoto",
     tags=["admin"],
     summary="One photo (the image itself)",
 )
