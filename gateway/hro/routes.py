@@ -619,8 +619,10 @@ async def _remember(
 
 async def _notify_status(call: Call, reference: str, contact: Contact) -> str:
     """``success`` once GOV.UK Notify has accepted the confirmation (waiting up to
-    ``notify_wait_seconds`` for the outbox to deliver it), ``failed`` if it could not be
-    sent, ``pending`` if not yet, ``not_sent`` when the council sends none for this contact."""
+    ``notify_wait_seconds`` for the outbox, on any worker, to deliver it), ``failed`` if an
+    attempt failed, ``pending`` if not yet delivered, ``not_sent`` when the council sends no
+    confirmation to this contact. Redbridge says "We have sent a confirmation" only for
+    ``success``."""
     notifier = call.rt.bookings.notifiers.get(call.council.id)
     if notifier is None:
         return "not_sent"
@@ -636,22 +638,23 @@ async def _notify_status(call: Call, reference: str, contact: Contact) -> str:
     pause = 0.05
     while True:
         async with call.rt.database.session() as s:
-            states = [
-                i.state
+            items = [
+                i
                 for i in (
                     await s.execute(
                         select(OutboxItem).where(
                             OutboxItem.council == call.council.id,
                             OutboxItem.kind == "notification.send",
+                            OutboxItem.payload["reference"].as_string() == reference,
                         )
                     )
                 ).scalars()
-                if i.payload.get("reference") == reference and i.payload.get("event") == "booked"
+                if i.payload.get("event") == "booked"
             ]
-        if states and all(st == "done" for st in states):
+        if items and all(i.state == "done" for i in items):
             return "success"
-        if any(st == "dead" for st in states):
-            return "failed"
+        if any(i.state == "dead" or (i.state != "done" and i.last_error) for i in items):
+            return "failed"  # refused or unreachable: it may be retried, but it is not sent
         if loop.time() >= deadline:
             return "pending"
         await asyncio.sleep(min(pause, max(0.0, deadline - loop.time())))
