@@ -42,11 +42,15 @@ def _log_text(log: IO[bytes]) -> str:
     return log.read().decode(errors="replace")[-10_000:]
 
 
-def _wait_until_ready(proc: subprocess.Popen[bytes], url: str, deadline: float) -> bool:
-    """True once ``url`` answers 200; False if the process exits or the deadline passes."""
+def wait_until_ready(
+    proc: subprocess.Popen[bytes], url: str, deadline: float, *, below: int | None = None
+) -> bool:
+    """True once ``url`` answers 200 (any status under ``below``, when given); False if the
+    process exits or the deadline passes. (tests/processes.py uses it too.)"""
     while time.monotonic() < deadline:
         try:
-            if httpx.get(url, timeout=1).status_code == 200:
+            status = httpx.get(url, timeout=1).status_code
+            if status == 200 if below is None else status < below:
                 return True
         except httpx.HTTPError:
             pass
@@ -87,7 +91,7 @@ def running_simulator(
                 stderr=subprocess.STDOUT,
             )
             base_url = f"http://127.0.0.1:{port}"
-            if _wait_until_ready(proc, base_url + ready_path, time.monotonic() + start_timeout):
+            if wait_until_ready(proc, base_url + ready_path, time.monotonic() + start_timeout):
                 break
             exited = proc.poll() is not None
             _stop(proc)

@@ -5,12 +5,9 @@ once), `serve --no-worker` and `worker` as separate processes, probes that tell 
 from __future__ import annotations
 
 import asyncio
-import os
 import secrets
 import signal
 import socket
-import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -30,6 +27,9 @@ from gateway.settings import Settings, looks_like_placeholder
 from gateway.storage.database import Database, migrate, schema_state, sync_url
 from tests.gatewaykit import DEMO_CONFIG, demo_council, running_gateway, write_config
 from tests.pg import create_database
+from tests.processes import clean_env as _env
+from tests.processes import cli as _cli
+from tests.processes import migrate_concurrently
 
 runner = CliRunner()
 KEY = secrets.token_urlsafe(32)
@@ -41,26 +41,8 @@ def _logs_back_on_stdout() -> Iterator[None]:
     configure("info")  # a CLI run in CliRunner points the logs at its (closed) output
 
 
-def _env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GATEWAY_")}
-    env.pop("DATABASE_URL", None)
-    env.update(extra)
-    return env
-
-
 def _fresh_pg(admin_url: str) -> str:
     return create_database(admin_url, f"ops_{uuid.uuid4().hex[:12]}")
-
-
-def _cli(*args: str, env: dict[str, str], **kw: object) -> subprocess.Popen[str]:
-    return subprocess.Popen(  # noqa: S603
-        [sys.executable, "-m", "gateway.cli", *args],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        **kw,  # type: ignore[call-overload]
-    )
 
 
 # --- migrations as a step of their own ---------------------------------------------------
@@ -72,10 +54,8 @@ def test_three_migrations_started_at_once_on_a_fresh_postgres_all_succeed(
 ) -> None:
     url = _fresh_pg(postgres_admin_url)
     assert schema_state(url).state == "behind"
-    procs = [_cli("migrate", env=_env(DATABASE_URL=url)) for _ in range(3)]
-    outputs = [p.communicate(timeout=120)[0] for p in procs]
-    for p, out in zip(procs, outputs, strict=True):
-        assert p.returncode == 0, out
+    for returncode, out in migrate_concurrently(_env(DATABASE_URL=url), 3):
+        assert returncode == 0, out
         assert "database schema is current" in out, out
     assert schema_state(url).state == "current"
 
