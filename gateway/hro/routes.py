@@ -183,6 +183,7 @@ async def facade(request: Request, council: str, rest: str) -> Response:
         if handler is not authentication and hro.auth == "token":
             _state(rt).signer.verify(c.id, _bearer(request))
         result: Response = await handler(call, repair_type)
+        result.headers["Cache-Control"] = "no-store"  # addresses and repairs: never cached
         return result
     except ValidationError as exc:
         return _invalid(exc)
@@ -430,9 +431,14 @@ def _contact(body: _RepairBody) -> Contact:
     return Contact(phone=phone, email=email.strip() if email else None)
 
 
+LARGE_JSON = 256 * 1024  # bodies above this (photos) are parsed off the event loop
+
+
 async def _body(request: Request) -> Any:
     raw = await request.body()
     try:
+        if len(raw) > LARGE_JSON:
+            return await asyncio.to_thread(json.loads, raw)
         return json.loads(raw)
     except (ValueError, UnicodeDecodeError):
         raise InvalidInput("the body is not valid JSON", field="body") from None
@@ -445,7 +451,7 @@ async def book(call: Call, repair_type: str | None) -> Response:
     body = _RepairBody.model_validate(raw)
     photo: Photo | None = None
     if body.description.base64img:
-        photo = decode_photo(body.description.base64img)
+        photo = await asyncio.to_thread(decode_photo, body.description.base64img)
     issue = body.issue.value if body.issue else None
     loc, prob, iss = call.tree(rtype).path_of(body.location.value, body.problem.value, issue)
     leaf = _leaf(call, rtype, body.location.value, body.problem.value, issue)
@@ -457,50 +463,50 @@ async def book(call: Call, repair_type: str | None) -> Response:
         text = f"Where: {body.description.locationText}\n{text}"
     property_id = body.address.locationId
 
-    key = await _retry_key(call, rtype, raw)
-    answer = await _replayed(call, key)
-    if answer is None:
+    base_key = await _retry_key(call, rtype, raw)
+    taken: set[datetime] = set()  # communal: slots the gateway chose that were gone
 
-        async def choose_slot() -> str | None:
-            t = body.time
-            if communal or t is None:
-                if not communal:
-                    raise InvalidInput("choose an appointment", field="time")
-                earliest = await _five_days(call, property_id, job, None)
-                if earliest:
-                    return earliest[0].token
-                if call.council.config.accept_without_slot:
-                    return None
-                raise SlotUnavailable("no appointments are available for this repair online")
-            if t.id and flavour == "redbridge":
-                return t.id  # the slot token, offered as the slot's id (N&S sends none)
-            start = parse_time(t.startDateTime, "time.startDateTime")
-            end = parse_time(t.endDateTime, "time.endDateTime")
-            return await _find_slot(call, property_id, job, start, end)
+    async def choose_slot() -> str | None:
+        t = body.time
+        if communal or t is None:
+            if not communal:
+                raise InvalidInput("choose an appointment", field="time")
+            for o in await _five_days(call, property_id, job, None):
+                if o.slot.start not in taken:
+                    taken.add(o.slot.start)
+                    return o.token
+            if call.council.config.accept_without_slot:
+                return None
+            raise SlotUnavailable("no appointments are available for this repair online")
+        if t.id and flavour == "redbridge":
+            return t.id  # the slot token, offered as the slot's id (N&S sends none)
+        start = parse_time(t.startDateTime, "time.startDateTime")
+        end = parse_time(t.endDateTime, "time.endDateTime")
+        return await _find_slot(call, property_id, job, start, end)
 
-        req = NewRepair(
-            property_id=property_id,
-            sor_code=job.sor_code,
-            trade=None,
-            size=None,
-            priority=job.priority,
-            description=text,
-            contact=contact,
-            communal=communal,
-            slot_token=await choose_slot(),
-        )
-        try:
-            status, answer = await call.rt.bookings.create(call.council, CLIENT_ID, key, req)
-        except InvalidInput as exc:
-            if exc.field != "Idempotency-Key":
-                raise
-            # the same body, at the same moment, from another request: answer as it does
-            answer = await _replayed(call, key)
-            if answer is None:
-                raise Conflict("the same repair is being booked; try again in a moment") from None
-            status = 201
-    else:
-        status = 201
+    answer: dict[str, Any] = {}
+    # communal bookings take the earliest slot: if it went meanwhile, the next (a new key, as
+    # the refusal is kept for retries of the first)
+    for attempt in range(3 if communal else 1):
+        key = base_key if attempt == 0 else f"{base_key}:{attempt}"
+        replayed = await _replayed(call, key)
+        if replayed is None:
+            req = NewRepair(
+                property_id=property_id,
+                sor_code=job.sor_code,
+                trade=None,
+                size=None,
+                priority=job.priority,
+                description=text,
+                contact=contact,
+                communal=communal,
+                slot_token=await choose_slot(),
+            )
+            answer = await _create(call, key, req)
+        else:
+            answer = replayed
+        if "reference" in answer:
+            break
     if "reference" not in answer:  # a refusal kept for retries (the slot was taken)
         raise _stored_error(answer)
     reference = str(answer["reference"])
@@ -533,13 +539,35 @@ async def book(call: Call, repair_type: str | None) -> Response:
         out["daysForRepair"] = PRIORITY_TARGET_DAYS[
             Priority(str(answer.get("priority") or job.priority))
         ]
-    return JSONResponse(out, status_code=200 if status < 300 else status)
+    return JSONResponse(out)
+
+
+async def _create(call: Call, key: str, req: NewRepair) -> dict[str, Any]:
+    """The standard booking; a slot that has gone comes back as its (kept) refusal."""
+    try:
+        _, answer = await call.rt.bookings.create(call.council, CLIENT_ID, key, req)
+        return answer
+    except SlotUnavailable as exc:
+        return {"status": exc.status, "detail": exc.detail}
+    except InvalidInput as exc:
+        if exc.field != "Idempotency-Key":
+            raise
+        # the same body, at the same moment, from another request: answer as it does
+        replayed = await _replayed(call, key)
+        if replayed is None:
+            raise Conflict("the same repair is being booked; try again in a moment") from None
+        return replayed
 
 
 def _stored_error(answer: dict[str, Any]) -> GatewayError:
     status = int(answer.get("status") or 409)
     detail = str(answer.get("detail") or "the booking could not be made")
     return SlotUnavailable(detail) if status == 409 else InvalidInput(detail)
+
+
+def _digest(value: Any) -> str:
+    canonical = json.dumps(value, sort_keys=True, default=str, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
 
 
 async def _retry_key(call: Call, repair_type: str, raw: Any) -> str:
@@ -549,8 +577,7 @@ async def _retry_key(call: Call, repair_type: str, raw: Any) -> str:
     window = call.hro.retry_window_seconds
     if window <= 0:
         return f"hro:{uuid.uuid4().hex}"
-    canonical = json.dumps([call.council.id, repair_type, raw], sort_keys=True, default=str)
-    digest = hashlib.sha256(canonical.encode()).hexdigest()
+    digest = await asyncio.to_thread(_digest, [call.council.id, repair_type, raw])
     bucket = int(now().timestamp() // window)
     current, previous = f"hro:{digest}:{bucket}", f"hro:{digest}:{bucket - 1}"
     async with call.rt.database.session() as s:

@@ -488,8 +488,13 @@ async def test_booking_across_the_october_clock_change(tmp_path: Path) -> None:
             booked[day] = r.json()["id"]
         async with gw.database.session() as s:
             rows = {r.reference: r for r in (await s.execute(select(RepairRow))).scalars()}
-        assert rows[booked[friday.isoformat()]].slot_start.astimezone(UTC).hour == 7  # 08:00 BST
-        assert rows[booked[mon]].slot_start.astimezone(UTC).hour == 8  # 08:00 GMT
+        fri_start, mon_start = (
+            rows[booked[friday.isoformat()]].slot_start,
+            rows[booked[mon]].slot_start,
+        )
+        assert fri_start is not None and mon_start is not None
+        assert fri_start.astimezone(UTC).hour == 7  # 08:00 BST
+        assert mon_start.astimezone(UTC).hour == 8  # 08:00 GMT
         found = (await fe.find("LN1 1AA", booked[mon])).json()
         assert found["appointmentTime"]["startDateTime"] == f"{mon}T08:00:00"
         # a time sent back with Z or an offset is read as the instant it names
