@@ -11,6 +11,19 @@ own port with its own outbox worker. Callers then send each request to the next 
 turn (a retry of an Idempotency-Key often lands on another process), and each gateway kill -9
 picks one of them. Every direct read of the database goes through SQLAlchemy on that URL.
 
+``--topology replicas`` runs the gateway as a council would on Kubernetes (PostgreSQL implied):
+``repairs-gateway migrate`` started three times at once, then ``--gateways`` (3 by default)
+``serve --no-worker`` replicas, each with its own data directory, and one ``repairs-gateway
+worker`` process delivering the outbox; gateway kills pick a replica at random and
+``--worker-kills`` (3 by default) kill -9 and restart the worker. The count is the same; a
+notification repeated across a *worker* kill is the only repeat explained (replicas deliver
+nothing).
+
+``--control-chars SHARE`` (0.1 by default): that share of intents first sends a booking whose
+description holds a control character (``\x0b``, ``\x00``, ``\x1b``); each must be refused
+422 naming ``description``, before any vendor is called, so it can neither open a breaker nor
+leave a repair or a dead works order (checked: no repair stored with a control character).
+
 Faults (each kind the issue lists): timeouts (the vendor answers after the adaptor gave up,
 having done the work), HTTP 500s / SOAP faults, connections dropped after the vendor committed,
 DRS session expiry, Totalmobile token expiry, kill -9 and restart of a simulator on the same
@@ -47,7 +60,6 @@ import os
 import random
 import re
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -68,6 +80,7 @@ from sqlalchemy import Engine, create_engine, func, select
 from sqlalchemy.engine import make_url
 
 from gateway.storage.database import sync_url
+from tests.processes import ServerProcess, migrate_concurrently
 from tests.simulators import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -82,68 +95,9 @@ LATE = 3.5  # a "timeout" fault answers (having done the work) after this many s
 
 
 # -- processes -------------------------------------------------------------------------------
-class Proc:
-    """A server process on a fixed loopback port that can be killed (-9) and started again."""
-
-    def __init__(
-        self,
-        name: str,
-        argv: list[str],
-        port: int,
-        ready_path: str,
-        log: Path,
-        env: dict[str, str] | None = None,
-    ) -> None:
-        self.name, self.argv, self.port, self.ready_path = name, argv, port, ready_path
-        self.log, self.env = log, env
-        self.proc: subprocess.Popen[bytes] | None = None
-        self.restarts = 0
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def start(self, timeout: float = 60.0) -> None:
-        with self.log.open("ab") as out:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-u", *self.argv, "--port", str(self.port)],
-                cwd=ROOT,
-                env=self.env,
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-            )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                break
-            try:
-                if httpx.get(self.url + self.ready_path, timeout=2).status_code < 500:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.1)
-        tail = self.log.read_text(errors="replace")[-3000:]
-        self.stop()
-        raise RuntimeError(f"{self.name} did not start on port {self.port}:\n{tail}")
-
-    def kill(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            os.kill(self.proc.pid, signal.SIGKILL)
-            self.proc.wait(10)
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.kill()
-
-    async def restart(self) -> None:
-        self.kill()
-        self.restarts += 1
-        await asyncio.to_thread(self.start)
+# A server process on a fixed loopback port that can be killed (-9) and started again; shared
+# with the test suite (tests/processes.py), which also runs the replicas topology.
+Proc = ServerProcess
 
 
 def council_config(uh: str, drs: str, tm: str, notify: FakeNotify | None = None) -> dict[str, Any]:
@@ -262,8 +216,16 @@ class Stack:
     key: str
     env: dict[str, str]  # the gateway processes' environment (CLI commands use it too)
     db_url: str
+    worker: Proc | None = None  # the outbox worker process (topology "replicas")
     gateway_kills: list[tuple[float, str]] = field(default_factory=list)  # (monotonic, name)
+    worker_kills: list[tuple[float, str]] = field(default_factory=list)
     _turn: int = 0
+
+    @property
+    def deliverers_killed(self) -> list[tuple[float, str]]:
+        """Kills of processes that deliver the outbox (a notification repeated across one is
+        at least once, by design): the worker's in the replicas topology, else the gateways'."""
+        return self.worker_kills if self.worker is not None else self.gateway_kills
 
     @property
     def sims(self) -> list[Proc]:
@@ -329,9 +291,13 @@ def running_stack(
     gateway_extra_env: dict[str, str] | None = None,
     gateways: int = 1,
     notify: FakeNotify | None = None,
+    topology: str = "single",
 ) -> Iterator[Stack]:
     """Simulators and ``gateways`` gateway processes (one database) on loopback, all stopped on
-    exit. The gateways start one after another, so only the first migrates the schema."""
+    exit. The gateways start one after another, so only the first migrates the schema.
+
+    ``topology="replicas"`` (PostgreSQL only): ``migrate`` three times at once, then
+    ``gateways`` ``serve --no-worker`` replicas and one ``worker`` process."""
     (workdir / "data").mkdir(parents=True, exist_ok=True)
     logs = workdir / "logs"
     logs.mkdir(exist_ok=True)
@@ -377,8 +343,28 @@ def running_stack(
         db_url = (
             env.get("DATABASE_URL") or f"sqlite:///{(workdir / 'data' / 'gateway.db').resolve()}"
         )
+        if topology == "replicas":
+            if "DATABASE_URL" not in env:
+                raise ValueError("the replicas topology runs on PostgreSQL (--db postgres)")
+            for returncode, out in migrate_concurrently(env, 3):
+                if returncode != 0:
+                    raise RuntimeError(f"migrate failed:\n{out}")
         key = make_key(env)
         gws: list[Proc] = []
+        if topology == "replicas":
+            worker = Proc.worker("worker", config, env, logs)
+            worker.start()
+            started.append(worker)
+            for i in range(gateways):
+                data = workdir / f"data-replica{i}"  # each pod has its own
+                data.mkdir(exist_ok=True)
+                replica_env = {**env, "GATEWAY_DATA_DIR": str(data)}
+                gw = Proc.replica(f"replica{i}", config, replica_env, logs)
+                gw.start()
+                started.append(gw)
+                gws.append(gw)
+            yield Stack(workdir, uh, drs, tm, gws, key, env, db_url, worker)
+            return
         for i in range(gateways):
             name = "gateway" if gateways == 1 else f"gateway{i}"
             gw = Proc(
@@ -413,6 +399,7 @@ class Intent:
     index: int
     trade: str
     attempts: list[Attempt] = field(default_factory=list)
+    control: list[str] = field(default_factory=list)  # answers to its control-character booking
 
     @property
     def confirmed(self) -> list[str]:
@@ -500,6 +487,43 @@ async def post_until_answered(
         return
 
 
+CONTROL_CHARACTERS = ("\x0b", "\x00", "\x1b")
+
+
+async def post_control_character(
+    c: httpx.AsyncClient,
+    stack: Stack,
+    intent: Intent,
+    body: dict[str, Any],
+    rng: random.Random,
+    tally: Tally,
+) -> None:
+    """A booking like the real one but with a control character in its description: it must
+    be refused 422 naming the field, whichever process answers (retried only when no answer
+    came: a connection error while a process was being killed)."""
+    bad = {**body, "description": body["description"] + rng.choice(CONTROL_CHARACTERS) + "."}
+    for _ in range(6):
+        try:
+            r = await c.post(
+                f"{stack.next_base()}/repairs",
+                json=bad,
+                headers={"Idempotency-Key": f"intent-{intent.index}-control"},
+            )
+        except httpx.HTTPError as exc:
+            intent.control.append(type(exc).__name__)
+            await asyncio.sleep(random.uniform(0.3, 1.0))
+            continue
+        slug, fields = "", ""
+        if r.headers.get("content-type", "").startswith("application/problem+json"):
+            problem = r.json()
+            slug = str(problem.get("type", "")).rsplit("/", 1)[-1]
+            fields = ",".join(str(e.get("field")) for e in problem.get("errors") or [])
+        answer = f"{r.status_code} {slug} {fields}".strip()
+        intent.control.append(answer)
+        tally.note(f"control-character booking {answer}")
+        return
+
+
 async def run_intent(
     c: httpx.AsyncClient,
     stack: Stack,
@@ -508,6 +532,7 @@ async def run_intent(
     rng: random.Random,
     tally: Tally,
     deadline: float,
+    control_share: float = 0.0,
 ) -> None:
     prop = rng.choice(props)
     sor = JOBS[intent.trade]
@@ -531,6 +556,8 @@ async def run_intent(
                 "slot_token": slot["slot_token"],
             },
         )
+        if n == 0 and control_share and rng.random() < control_share:
+            await post_control_character(c, stack, intent, attempt.body, rng, tally)
         intent.attempts.append(attempt)
         await post_until_answered(c, stack, attempt, tally, tries=6, wait_cap=8, deadline=deadline)
         if attempt.outcome != "slot_taken":
@@ -615,11 +642,16 @@ async def fault_loop(
     interval: tuple[float, float],
     sim_restarts: int,
     gateway_kills: int,
+    worker_kills: int = 0,
 ) -> None:
-    """Inject a random fault every few seconds; restart simulators and kill the gateway at
-    evenly spread points of progress (so every run has them, however fast it goes)."""
+    """Inject a random fault every few seconds; restart simulators and kill the gateway (and
+    the worker process, if there is one) at evenly spread points of progress (so every run has
+    them, however fast it goes)."""
     sim_marks = [total * (i + 1) // (sim_restarts + 1) for i in range(sim_restarts)]
     gw_marks = [total * (2 * i + 1) // (2 * gateway_kills) for i in range(gateway_kills)]
+    worker_marks = [total * (4 * i + 3) // (4 * worker_kills) for i in range(worker_kills)]
+    if stack.worker is None:
+        worker_marks = []
     async with httpx.AsyncClient(timeout=5) as admin:
         while not done.is_set():
             try:
@@ -629,7 +661,14 @@ async def fault_loop(
                 pass
             finished = progress[0]
             try:
-                if gw_marks and finished >= gw_marks[0]:
+                if worker_marks and finished >= worker_marks[0] and stack.worker is not None:
+                    worker_marks.pop(0)
+                    stack.worker_kills.append((time.monotonic(), stack.worker.name))
+                    stack.worker.kill()  # SIGKILL mid-delivery: its claimed items stay locked
+                    await asyncio.sleep(rng.uniform(0.2, 2.0))
+                    await stack.worker.restart()
+                    counts["worker_kill_9_restart"] += 1
+                elif gw_marks and finished >= gw_marks[0]:
                     gw_marks.pop(0)
                     # (no draw from rng with one gateway: a one-gateway run stays as it was)
                     gw = rng.choice(stack.gateways) if len(stack.gateways) > 1 else stack.gateway
@@ -878,12 +917,21 @@ class CampaignConfig:
     db: str = "sqlite"  # sqlite | postgres
     gateways: int = 1  # gateway processes on the one database
     notify: bool | None = None  # fake Notify recording SMS; None: on for postgres or N > 1
+    topology: str = "single"  # single | replicas (serve --no-worker x gateways + a worker)
+    worker_kills: int | None = None  # kill -9 of the worker process; None: 3 with replicas
+    control_chars: float = 0.1  # share of intents that first send a control-character booking
 
     @property
     def with_notify(self) -> bool:
         if self.notify is not None:
             return self.notify
         return self.db == "postgres" or self.gateways > 1
+
+    @property
+    def worker_kill_count(self) -> int:
+        if self.topology != "replicas":
+            return 0
+        return 3 if self.worker_kills is None else self.worker_kills
 
 
 @contextmanager
@@ -914,6 +962,7 @@ async def campaign(cfg: CampaignConfig, workdir: Path) -> dict[str, Any]:
                 gateway_extra_env=extra_env or None,
                 gateways=cfg.gateways,
                 notify=notify,
+                topology=cfg.topology,
             )
         )
         headers = {"Authorization": f"Bearer {stack.key}"}
@@ -942,7 +991,9 @@ async def campaign(cfg: CampaignConfig, workdir: Path) -> dict[str, Any]:
                 wrng = random.Random(cfg.seed * 1000 + n)
                 while not queue.empty() and time.monotonic() < deadline:
                     intent = queue.get_nowait()
-                    await run_intent(c, stack, intent, props, wrng, tally, deadline)
+                    await run_intent(
+                        c, stack, intent, props, wrng, tally, deadline, cfg.control_chars
+                    )
                     progress[0] += 1
 
             injector = asyncio.create_task(
@@ -956,6 +1007,7 @@ async def campaign(cfg: CampaignConfig, workdir: Path) -> dict[str, Any]:
                     interval=cfg.fault_interval,
                     sim_restarts=cfg.sim_restarts,
                     gateway_kills=cfg.gateway_kills,
+                    worker_kills=cfg.worker_kill_count,
                 )
             )
             await asyncio.gather(*(worker(n) for n in range(cfg.concurrency)))
@@ -964,7 +1016,8 @@ async def campaign(cfg: CampaignConfig, workdir: Path) -> dict[str, Any]:
             drive_seconds = time.monotonic() - started
             async with httpx.AsyncClient(timeout=5) as admin:
                 await heal(admin, stack)
-            for p in [*stack.sims, *stack.gateways]:  # anything the injector left down
+            workers = [stack.worker] if stack.worker is not None else []
+            for p in [*stack.sims, *stack.gateways, *workers]:  # anything the injector left down
                 if p.proc is None or p.proc.poll() is not None:
                     await asyncio.to_thread(p.start)
             # Every caller who never got an answer retries the same key until answered.
@@ -995,23 +1048,34 @@ async def campaign(cfg: CampaignConfig, workdir: Path) -> dict[str, Any]:
                 tm = (await admin.get(f"{stack.tm.url}/_sim/state")).json()
                 uh = (await admin.get(f"{stack.uh.url}/_sim/state")).json()
             counts = await asyncio.to_thread(
-                reconcile_counts, intents, stack.db_url, drs, tm, uh, notify, stack.gateway_kills
+                reconcile_counts,
+                intents,
+                stack.db_url,
+                drs,
+                tm,
+                uh,
+                notify,
+                stack.deliverers_killed,
             )
+            control = await asyncio.to_thread(control_character_counts, intents, stack.db_url)
             outbox = await asyncio.to_thread(outbox_counts, stack.db_url)
             gateway_kills = [name for _, name in stack.gateway_kills]
+            worker_kills = [name for _, name in stack.worker_kills]
     logs = workdir / "logs"  # complete now: the processes have stopped
     leaked = personal_data_in_logs(logs)
     scanned = sum(
-        sum(1 for _ in p.open(encoding="utf-8", errors="replace"))
-        for p in logs.glob("gateway*.log")
+        sum(1 for _ in p.open(encoding="utf-8", errors="replace")) for p in gateway_logs(logs)
     )
     return {
         "personal_data_in_logs": leaked[:50],
         "log_lines_scanned": scanned,
         "config": asdict(cfg),
         "database": make_url(stack.db_url).get_backend_name(),
+        "topology": cfg.topology,
         "gateway_processes": len(stack.gateways),
+        "worker_processes": 1 if stack.worker is not None else 0,
         "gateway_kills": gateway_kills,
+        "worker_kills": worker_kills,
         "drive_seconds": round(drive_seconds, 1),
         "total_seconds": round(time.monotonic() - started, 1),
         "faults_injected": dict(sorted(faults.items())),
@@ -1021,7 +1085,32 @@ async def campaign(cfg: CampaignConfig, workdir: Path) -> dict[str, Any]:
         "dead_before_replay": dead,
         "replay": replayed,
         "outbox": outbox,
+        "control_characters": control,
         **counts,
+    }
+
+
+def control_character_counts(intents: list[Intent], db_url: str) -> dict[str, Any]:
+    """Control-character bookings: each must end refused 422 naming ``description`` (never
+    201, never a 5xx that a breaker would count), and no repair may hold one."""
+    from gateway.storage.models import Repair
+    from gateway.text import first_unsafe
+
+    sent = [i for i in intents if i.control]
+    refused = [i for i in sent if i.control[-1] == "422 invalid-input description"]
+    with sync_engine(db_url) as engine, engine.connect() as conn:
+        stored = [
+            ref
+            for ref, description in conn.execute(select(Repair.reference, Repair.description))
+            if first_unsafe(description or "") is not None
+        ]
+    return {
+        "sent": len(sent),
+        "refused_422_naming_description": len(refused),
+        "other_answers": [
+            {"intent": i.index, "answers": i.control} for i in sent if i not in refused
+        ],
+        "repairs_stored_with_control_characters": stored,
     }
 
 
@@ -1033,11 +1122,18 @@ PII_PATTERN = re.compile(
 )
 
 
+def gateway_logs(logs: Path) -> list[Path]:
+    """Every gateway process's log: single gateways, replicas and workers."""
+    return sorted(
+        p for pattern in ("gateway*.log", "replica*.log", "worker*.log") for p in logs.glob(pattern)
+    )
+
+
 def personal_data_in_logs(logs: Path) -> list[str]:
     """Gateway log lines carrying anything a resident submitted (must be none, whatever failed).
     Simulator logs are the vendors' and are not checked."""
     found: list[str] = []
-    for path in sorted(logs.glob("gateway*.log")):
+    for path in gateway_logs(logs):
         with path.open(encoding="utf-8", errors="replace") as fh:
             for n, line in enumerate(fh, 1):
                 if PII_PATTERN.search(line):
@@ -1048,7 +1144,15 @@ def personal_data_in_logs(logs: Path) -> list[str]:
 def table(report: dict[str, Any]) -> str:
     d = report["deliveries"]
     rows: list[tuple[str, Any]] = [
-        ("database / gateway processes", f"{report['database']} / {report['gateway_processes']}"),
+        (
+            "database / topology / gateway processes / worker processes",
+            f"{report['database']} / {report['topology']} / {report['gateway_processes']} / "
+            f"{report['worker_processes']}",
+        ),
+        (
+            "kill -9: gateway processes / worker",
+            f"{len(report['gateway_kills'])} / {len(report['worker_kills'])}",
+        ),
         ("booking intents", report["intents"]),
         ("confirmed to callers (201)", report["confirmed_to_callers"]),
         ("gateway repairs by status", report["gateway_repairs"]),
@@ -1079,6 +1183,16 @@ def table(report: dict[str, Any]) -> str:
             )
         )
     rows.append(("DELIVERIES REPEATED OR MISSING, UNEXPLAINED", report["deliveries_unexplained_n"]))
+    ctl = report["control_characters"]
+    dead = Counter(str(i["kind"]) for i in report["dead_before_replay"])
+    rows.append(
+        (
+            "control-character bookings: sent / refused 422 (description) / stored",
+            f"{ctl['sent']} / {ctl['refused_422_naming_description']} / "
+            f"{len(ctl['repairs_stored_with_control_characters'])}",
+        )
+    )
+    rows.append(("dead outbox items before replay (by kind)", dict(dead) or 0))
     rows.append(
         (
             "GATEWAY LOG LINES WITH PERSONAL DATA (lines scanned)",
@@ -1096,6 +1210,9 @@ def ok(report: dict[str, Any]) -> bool:
         and report["orphaned_n"] == 0
         and report["deliveries_unexplained_n"] == 0
         and not report["personal_data_in_logs"]
+        and report["control_characters"]["sent"]
+        == report["control_characters"]["refused_422_naming_description"]
+        and not report["control_characters"]["repairs_stored_with_control_characters"]
     )
 
 
@@ -1107,8 +1224,25 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--sim-restarts", type=int, default=6)
     p.add_argument("--gateway-kills", type=int, default=3)
     p.add_argument("--time-limit", type=float, default=3600.0, help="seconds for the drive")
-    p.add_argument("--db", choices=["sqlite", "postgres"], default="sqlite")
-    p.add_argument("--gateways", type=int, default=1, help="gateway processes on one database")
+    p.add_argument("--db", choices=["sqlite", "postgres"], default=None, help="default: sqlite")
+    p.add_argument(
+        "--gateways", type=int, default=None, help="gateway processes on one database (default 1)"
+    )
+    p.add_argument(
+        "--topology",
+        choices=["single", "replicas"],
+        default="single",
+        help="replicas: PostgreSQL, migrate x3, --gateways (3) 'serve --no-worker' and a worker",
+    )
+    p.add_argument(
+        "--worker-kills", type=int, default=None, help="kill -9 of the worker (replicas: 3)"
+    )
+    p.add_argument(
+        "--control-chars",
+        type=float,
+        default=0.1,
+        help="share of intents that first send a booking with a control character (0.1)",
+    )
     p.add_argument(
         "--notify",
         action=argparse.BooleanOptionalAction,
@@ -1118,6 +1252,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--workdir", type=Path, default=None, help="keep logs and databases here")
     p.add_argument("--json", type=Path, default=None, help="write the full report here")
     args = p.parse_args(argv)
+    replicas = args.topology == "replicas"
+    if replicas and args.db == "sqlite":
+        p.error("--topology replicas runs on PostgreSQL")
     cfg = CampaignConfig(
         bookings=args.bookings,
         seed=args.seed,
@@ -1125,9 +1262,12 @@ def main(argv: list[str] | None = None) -> int:
         sim_restarts=args.sim_restarts,
         gateway_kills=args.gateway_kills,
         time_limit=args.time_limit,
-        db=args.db,
-        gateways=args.gateways,
+        db=args.db or ("postgres" if replicas else "sqlite"),
+        gateways=args.gateways or (3 if replicas else 1),
         notify=args.notify,
+        topology=args.topology,
+        worker_kills=args.worker_kills,
+        control_chars=args.control_chars,
     )
     if not 1 <= cfg.gateways <= 16:
         p.error("--gateways must be between 1 and 16")

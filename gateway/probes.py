@@ -19,6 +19,7 @@ reports on them.
 from __future__ import annotations
 
 import asyncio
+import functools
 import random
 import time
 from collections.abc import Iterable
@@ -103,7 +104,7 @@ class Prober:
         if result is None:
             result = self.results[(council, name)] = ProbeResult()
             age = metrics.PROBE_SUCCESS_AGE.labels(council, name)
-            age.set_function(lambda r=result: _age_or_never(r))
+            age.set_function(functools.partial(_age_or_never, result))
             metrics.PROBE_UP.labels(council, name).set(0)
         return result
 
@@ -158,8 +159,11 @@ class Prober:
         task = self._inflight.get(key)
         if task is None:
             task = self._inflight[key] = asyncio.create_task(self._probe(council, name))
-            task.add_done_callback(lambda _t, key=key: self._inflight.pop(key, None))
+            task.add_done_callback(functools.partial(self._forget, key))
         return await asyncio.shield(task)
+
+    def _forget(self, key: tuple[str, str], _task: asyncio.Task[ProbeResult]) -> None:
+        self._inflight.pop(key, None)
 
     async def first(self, council: Council, name: str, wait: float) -> ProbeResult:
         """The adaptor's result; if it was never probed, probe it (once) and wait up to

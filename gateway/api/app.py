@@ -13,8 +13,9 @@ from fastapi.responses import HTMLResponse
 from fastapi_offline import FastAPIOffline
 
 from gateway import __version__
-from gateway.api import admin, contract, health, problems, routes
+from gateway.api import admin, admin_ops, contract, health, problems, routes
 from gateway.api.middleware import CouncilCors, RequestContext
+from gateway.audit import AuditMiddleware
 from gateway.errors import NotFound
 from gateway.hro import mount as hro
 from gateway.runtime import Runtime
@@ -78,6 +79,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     problems.install(app)
     app.include_router(routes.router)
     app.include_router(admin.router)
+    app.include_router(admin_ops.router)  # keys and outbox actions, audited
     app.include_router(health.router)  # also /metrics (admin key), see gateway/api/health.py
     app.include_router(hro.router)  # the Housing Repairs Online facade, see gateway/hro/
 
@@ -124,6 +126,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
             raise NotFound(f"no problem type {slug!r}", field="slug")
         return HTMLResponse(contract.problems_page(slug))
 
+    app.add_middleware(AuditMiddleware, database_of=lambda: rt.database)
     app.add_middleware(
         CouncilCors, origins={c.id: c.config.cors_origins for c in rt.councils.values()}
     )

@@ -186,6 +186,10 @@ class ApiKey(Base):
     rate_per_minute: Mapped[int] = mapped_column(Integer, default=600)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=now)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # refused from this time on (rotation phases a key out by setting it); None: never
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime())  # to the minute
+    replaces: Mapped[str | None] = mapped_column(String(32))  # key_id this one rotated
 
 
 class RateWindow(Base):
@@ -233,3 +237,19 @@ class RepairPhoto(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=now)
     purge_after: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
     attached_at: Mapped[datetime | None] = mapped_column(UTCDateTime())  # sent to the HMS
+
+
+class AuditEvent(Base):
+    """One write or admin action (gateway/audit.py): who (key id), where (council), what
+    (action, reference, outcome). Never personal data."""
+
+    __tablename__ = "audit_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime(), default=now, index=True)
+    action: Mapped[str] = mapped_column(String(64))
+    key_id: Mapped[str | None] = mapped_column(String(32))
+    council: Mapped[str | None] = mapped_column(String(64), index=True)
+    reference: Mapped[str | None] = mapped_column(String(64))
+    outcome: Mapped[str] = mapped_column(String(32), default="ok")
+    detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)

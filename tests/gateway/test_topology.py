@@ -351,7 +351,11 @@ async def _scenario(topo: Topology, revokable: str, slow: str) -> None:
         await _within(60, late_serves_everywhere)
 
         # 2. a cursor from one replica is followed on another
-        params = {"property_id": PROPERTIES[0], "sor_code": SOR["electrical"], "page_size": 3}
+        params: dict[str, str | int] = {
+            "property_id": PROPERTIES[0],
+            "sor_code": SOR["electrical"],
+            "page_size": 3,
+        }
         page1 = await c.get(
             f"{topo.replicas[0].url}/v1/councils/lincoln/appointments", params=params
         )
