@@ -18,6 +18,7 @@ import secrets
 import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 
 from sqlalchemy import delete, select, update
 
@@ -32,6 +33,18 @@ CACHE_SECONDS = 10.0  # a revoked key is refused by every replica within this
 CACHE_KEYS = 10_000  # known keys kept
 CACHE_MISSES = 1_000  # ids that do not exist, kept (an unauthenticated caller can make these)
 KEY_ID = re.compile(r"[A-Za-z0-9-]{1,32}")
+LAST_USED_RESOLUTION = timedelta(minutes=1)  # last_used_at is written at most this often
+ROTATION_OVERLAP = timedelta(days=7)  # the old key keeps working this long after a rotation
+
+
+def key_state(row: ApiKey, at: datetime | None = None) -> str:
+    """active | expiring (rotated or given an expiry, still accepted) | expired | revoked."""
+    at = at or now()
+    if row.revoked_at is not None:
+        return "revoked"
+    if row.expires_at is not None:
+        return "expired" if row.expires_at <= at else "expiring"
+    return "active"
 
 
 def hash_key(key: str) -> str:
@@ -75,6 +88,9 @@ class KeyStore:
     limiter: SharedRateLimiter | None = None
     _cache: _Bounded = field(default_factory=lambda: _Bounded(CACHE_KEYS))
     _misses: _Bounded = field(default_factory=lambda: _Bounded(CACHE_MISSES))
+    # key_id -> when it was last used, not yet written (flush_last_used)
+    _used: dict[str, datetime] = field(default_factory=dict)
+    _used_written: dict[str, datetime] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.limiter is None:
@@ -88,9 +104,18 @@ class KeyStore:
         rate_per_minute: int = 600,
         key_id: str | None = None,
         secret: str | None = None,
+        *,
+        expires_at: datetime | None = None,
+        replaces: str | None = None,
     ) -> str:
         if role not in ROLES:
             raise ValueError(f"role must be one of {', '.join(ROLES)}")
+        if rate_per_minute < 1:
+            raise ValueError(f"rate per minute must be at least 1 (got {rate_per_minute})")
+        if not councils:
+            raise ValueError("a key needs at least one council")
+        if expires_at is not None and expires_at <= now():
+            raise ValueError("the expiry must be in the future")
         key_id = key_id or secrets.token_hex(6)
         clear = f"rgw_{key_id}_{secret or secrets.token_urlsafe(32)}"
         async with self.database.transaction() as s:
@@ -102,9 +127,71 @@ class KeyStore:
                     councils=councils,
                     role=role,
                     rate_per_minute=rate_per_minute,
+                    expires_at=expires_at,
+                    replaces=replaces,
                 )
             )
         return clear
+
+    async def get(self, key_id: str) -> ApiKey | None:
+        async with self.database.session() as s:
+            return (
+                await s.execute(select(ApiKey).where(ApiKey.key_id == key_id))
+            ).scalar_one_or_none()
+
+    async def rotate(
+        self, key_id: str, overlap: timedelta = ROTATION_OVERLAP
+    ) -> tuple[str, ApiKey]:
+        """A second key for the same client (name, councils, role, rate); the old one keeps
+        working for ``overlap`` (its expiry is brought forward to then, never pushed back).
+        Returns the new clear key and the old row. ValueError when the old key is unusable."""
+        old = await self.get(key_id)
+        if old is None or key_state(old) in ("revoked", "expired"):
+            raise ValueError(f"no active key {key_id!r}")
+        phase_out = now() + overlap
+        new = await self.create(
+            old.name,
+            list(old.councils),
+            old.role,
+            old.rate_per_minute,
+            expires_at=old.expires_at if old.expires_at and old.expires_at > phase_out else None,
+            replaces=old.key_id,
+        )
+        if old.expires_at is None or old.expires_at > phase_out:
+            async with self.database.transaction() as s:
+                await s.execute(
+                    update(ApiKey).where(ApiKey.key_id == key_id).values(expires_at=phase_out)
+                )
+        self._cache.pop(key_id, None)
+        refreshed = await self.get(key_id)
+        assert refreshed is not None
+        return new, refreshed
+
+    async def flush_last_used(self) -> None:
+        """Write the keys' last-used times gathered since the last flush (one UPDATE per key
+        used, at most once per LAST_USED_RESOLUTION per process)."""
+        pending, self._used = self._used, {}
+        if not pending:
+            return
+        async with self.database.transaction() as s:
+            for key_id, at in pending.items():
+                await s.execute(
+                    update(ApiKey)
+                    .where(
+                        ApiKey.key_id == key_id,
+                        (ApiKey.last_used_at.is_(None)) | (ApiKey.last_used_at < at),
+                    )
+                    .values(last_used_at=at)
+                )
+        self._used_written.update(pending)
+
+    def _note_used(self, key_id: str) -> None:
+        at = now()
+        written = self._used_written.get(key_id)
+        if written is None or at - written >= LAST_USED_RESOLUTION:
+            self._used[key_id] = at.replace(second=0, microsecond=0)
+            if len(self._used_written) > CACHE_KEYS:
+                self._used_written.clear()
 
     async def revoke(self, key_id: str) -> bool:
         async with self.database.transaction() as s:
@@ -158,6 +245,12 @@ class KeyStore:
             or row.revoked_at is not None
         ):
             raise Unauthorized("the API key is not valid")
+        if row.expires_at is not None and row.expires_at <= now():
+            raise Unauthorized("the API key has expired: ask for a new one")
+        self._note_used(row.key_id)
+        from gateway.audit import note_principal
+
+        note_principal(row.key_id)
         principal = Principal(
             row.key_id, row.name, frozenset(row.councils), row.role, row.rate_per_minute
         )

@@ -437,41 +437,160 @@ def _db() -> tuple[Settings, object]:
     return settings, db
 
 
+def _known_councils(config_dir: Path | None) -> tuple[Path, list[str]]:
+    from gateway.config import council_files
+
+    directory = config_dir or Settings().config_dir
+    try:
+        return directory, sorted(p.stem for p in council_files(directory))
+    except ConfigError:
+        _refuse(f"config directory {directory} not found (give --config-dir)")
+
+
+KeysConfigDir = Annotated[
+    Path | None,
+    typer.Option(
+        "--config-dir", help="council YAML files, to check council ids (GATEWAY_CONFIG_DIR)"
+    ),
+]
+
+
+def _audit_cli(action: str, council: str | None, reference: str | None, **detail: Any) -> None:
+    """Admin actions from the command line are audited like those over HTTP (actor: cli)."""
+    from gateway import audit
+
+    async def run() -> None:
+        _, db = _db()
+        try:
+            await audit.record(
+                db,  # type: ignore[arg-type]
+                action,
+                key_id=None,
+                council=council,
+                reference=reference,
+                log_it=False,
+                via="cli",
+                **detail,
+            )
+        finally:
+            await db.dispose()  # type: ignore[attr-defined]
+
+    asyncio.run(run())
+
+
 @keys_app.command("create")
 def keys_create(
     name: str,
-    council: Annotated[list[str], typer.Option(help="repeatable")],
+    council: Annotated[list[str], typer.Option(help="repeatable; '*' for every council")],
     role: str = "frontend",
     rate_per_minute: int = 600,
+    expires_in_days: Annotated[
+        int | None, typer.Option(help="refused after this many days (default: never)")
+    ] = None,
+    config_dir: KeysConfigDir = None,
 ) -> None:
     """Create a key; it is printed once and stored only as a hash."""
-    from gateway.auth import KeyStore
+    from datetime import timedelta
+
+    from gateway.auth import ROLES, KeyStore
+    from gateway.timeutil import now
+
+    if not name.strip():
+        _refuse("give the key a name (who uses it)")
+    if role not in ROLES:
+        _refuse(f"unknown role {role!r} (one of: {', '.join(ROLES)})")
+    if rate_per_minute < 1:
+        _refuse(f"--rate-per-minute must be at least 1 (got {rate_per_minute})")
+    if expires_in_days is not None and expires_in_days < 1:
+        _refuse(f"--expires-in-days must be at least 1 (got {expires_in_days})")
+    directory, known = _known_councils(config_dir)
+    unknown = [c for c in council if c != "*" and c not in known]
+    if unknown:
+        _refuse(
+            f"no council {', '.join(map(repr, unknown))} in {directory} "
+            f"(councils: {', '.join(known) or 'none'}; '*' for all)"
+        )
+    expires = now() + timedelta(days=expires_in_days) if expires_in_days else None
 
     async def run() -> str:
         _, db = _db()
         try:
-            return await KeyStore(db).create(name, council, role, rate_per_minute)  # type: ignore[arg-type]
+            return await KeyStore(db).create(  # type: ignore[arg-type]
+                name, council, role, rate_per_minute, expires_at=expires
+            )
         finally:
             await db.dispose()  # type: ignore[attr-defined]
 
     try:
         key = asyncio.run(run())
     except ValueError as exc:
-        typer.echo(str(exc), err=True)
-        raise typer.Exit(1) from None
+        _refuse(str(exc), 1)
+    _audit_cli("keys.create", ",".join(council), key.split("_", 2)[1], role=role)
     typer.echo(key)
+
+
+@keys_app.command("rotate")
+def keys_rotate(
+    key_id: str,
+    overlap_days: Annotated[
+        float, typer.Option(help="how long the old key keeps working alongside the new one")
+    ] = 7,
+) -> None:
+    """A second key for the same client (same name, councils, role and rate); the old key
+    keeps working for --overlap-days, then is refused. Prints the new key once."""
+    from datetime import timedelta
+
+    from gateway.auth import KeyStore
+    from gateway.timeutil import london
+
+    if overlap_days < 0:
+        _refuse(f"--overlap-days cannot be negative (got {overlap_days:g})")
+
+    async def run() -> tuple[str, Any]:
+        _, db = _db()
+        try:
+            return await KeyStore(db).rotate(key_id, timedelta(days=overlap_days))  # type: ignore[arg-type]
+        finally:
+            await db.dispose()  # type: ignore[attr-defined]
+
+    try:
+        key, old = asyncio.run(run())
+    except ValueError as exc:
+        _refuse(str(exc), 1)
+    _audit_cli("keys.rotate", ",".join(old.councils), key_id, new_key=key.split("_", 2)[1])
+    typer.echo(key)
+    typer.echo(
+        f"{key_id} keeps working until {london(old.expires_at).isoformat(timespec='minutes')}",
+        err=True,
+    )
 
 
 @keys_app.command("list")
 def keys_list() -> None:
-    """List keys (ids, names, councils, roles; never the keys themselves)."""
-    from gateway.auth import KeyStore
+    """List keys (ids, names, councils, roles, state, expiry, last use; never the keys)."""
+    from gateway.auth import KeyStore, key_state
+    from gateway.timeutil import london
+
+    def when(t: Any) -> str:
+        return london(t).isoformat(timespec="minutes") if t else "-"
 
     async def run() -> None:
         _, db = _db()
         for k in await KeyStore(db).list():  # type: ignore[arg-type]
-            state = "revoked" if k.revoked_at else "active"
-            typer.echo(f"{k.key_id}\t{k.name}\t{','.join(k.councils)}\t{k.role}\t{state}")
+            typer.echo(
+                "\t".join(
+                    [
+                        k.key_id,
+                        k.name,
+                        ",".join(k.councils),
+                        k.role,
+                        key_state(k),
+                        f"expires={when(k.expires_at)}",
+                        f"last_used={when(k.last_used_at)}",
+                        *([f"replaces={k.replaces}"] if k.replaces else []),
+                    ]
+                )
+            )
         await db.dispose()  # type: ignore[attr-defined]
 
     asyncio.run(run())
@@ -492,19 +611,36 @@ def keys_revoke(key_id: str) -> None:
     if not asyncio.run(run()):
         typer.echo(f"no active key {key_id!r}", err=True)
         raise typer.Exit(1)
+    _audit_cli("keys.revoke", None, key_id)
     typer.echo(f"revoked {key_id}")
+
+
+def _outbox_state(state: str | None) -> None:
+    from gateway.outbox import STATES
+
+    if state is not None and state not in STATES:
+        _refuse(f"unknown state {state!r} (one of: {', '.join(STATES)})")
 
 
 @outbox_app.command("list")
 def outbox_list(
-    state: Annotated[str | None, typer.Option(help="pending|done|dead")] = None, limit: int = 50
+    state: Annotated[
+        str | None, typer.Option(help="pending|retrying|done|dead|dropped (default: all)")
+    ] = None,
+    limit: int = 50,
+    council: Annotated[str | None, typer.Option(help="only this council's items")] = None,
 ) -> None:
     """Outbox items, newest first (no personal data: kinds, references, errors)."""
     from gateway.outbox import list_items
 
-    async def run() -> None:
+    _outbox_state(state)
+    if limit < 1:
+        _refuse(f"--limit must be at least 1 (got {limit})")
+
+    async def run() -> int:
         _, db = _db()
-        for i in await list_items(db, state, limit):  # type: ignore[arg-type]
+        items = await list_items(db, state, limit, council=council)  # type: ignore[arg-type]
+        for i in items:
             typer.echo(
                 json.dumps(
                     {
@@ -519,23 +655,56 @@ def outbox_list(
                 )
             )
         await db.dispose()  # type: ignore[attr-defined]
+        return len(items)
 
-    asyncio.run(run())
+    shown = asyncio.run(run())
+    typer.echo(f"{shown} item(s)" + (f" {state}" if state else ""), err=True)
 
 
-@outbox_app.command("replay")
-def outbox_replay(item_id: Annotated[list[int] | None, typer.Argument()] = None) -> None:
-    """Put dead items back in the queue (all of them, or the ids given)."""
-    from gateway.outbox import replay
+def _outbox_action(action: str, item_ids: list[int] | None, council: str | None) -> int:
+    from gateway.outbox import drop, replay
 
     async def run() -> int:
         _, db = _db()
         try:
-            return await replay(db, item_id)  # type: ignore[arg-type]
+            if action == "replay":
+                return await replay(db, item_ids, council=council)  # type: ignore[arg-type]
+            return await drop(db, item_ids or [], council=council)  # type: ignore[arg-type]
         finally:
             await db.dispose()  # type: ignore[attr-defined]
 
-    typer.echo(f"{asyncio.run(run())} item(s) queued again")
+    count = asyncio.run(run())
+    _audit_cli(
+        f"outbox.{action}",
+        council,
+        ",".join(map(str, item_ids))[:64] if item_ids else "all-dead",
+        count=count,
+    )
+    return count
+
+
+@outbox_app.command("replay")
+def outbox_replay(
+    item_id: Annotated[list[int] | None, typer.Argument()] = None,
+    council: Annotated[str | None, typer.Option(help="only this council's items")] = None,
+) -> None:
+    """Put dead items back in the queue (all of them, or the ids given)."""
+    count = _outbox_action("replay", item_id, council)
+    typer.echo(f"{count} item(s) queued again")
+    if item_id and count < len(set(item_id)):
+        _refuse(f"{len(set(item_id)) - count} of the ids given are not dead items", 1)
+
+
+@outbox_app.command("drop")
+def outbox_drop(
+    item_id: Annotated[list[int], typer.Argument(help="ids of dead items")],
+    council: Annotated[str | None, typer.Option(help="only this council's items")] = None,
+) -> None:
+    """Give up on dead items for good (marked dropped, kept for the record)."""
+    count = _outbox_action("drop", item_id, council)
+    typer.echo(f"{count} item(s) dropped")
+    if count < len(set(item_id)):
+        _refuse(f"{len(set(item_id)) - count} of the ids given are not dead items", 1)
 
 
 @export_app.command("bookings")

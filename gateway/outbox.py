@@ -216,24 +216,33 @@ class OutboxWorker:
             self._task = None
 
 
+STATES = ("pending", "retrying", "done", "dead", "dropped")  # retrying: pending, failed before
+
+
 async def list_items(
     database: Database, state: str | None = None, limit: int = 100, council: str | None = None
 ) -> list[OutboxItem]:
     async with database.session() as s:
         q = select(OutboxItem).order_by(OutboxItem.id.desc()).limit(limit)
-        if state:
+        if state == "retrying":
+            q = q.where(OutboxItem.state == "pending", OutboxItem.attempts > 0)
+        elif state:
             q = q.where(OutboxItem.state == state)
         if council:
             q = q.where(OutboxItem.council == council)
         return list((await s.execute(q)).scalars())
 
 
-async def replay(database: Database, item_ids: list[int] | None = None) -> int:
+async def replay(
+    database: Database, item_ids: list[int] | None = None, *, council: str | None = None
+) -> int:
     """Put dead items (all, or the given ones) back to pending with a fresh attempt count."""
     async with database.transaction() as s:
         q = update(OutboxItem).where(OutboxItem.state == "dead")
         if item_ids:
             q = q.where(OutboxItem.id.in_(item_ids))
+        if council:
+            q = q.where(OutboxItem.council == council)
         result = await s.execute(
             q.values(
                 state="pending",
@@ -243,4 +252,16 @@ async def replay(database: Database, item_ids: list[int] | None = None) -> int:
                 locked_by=None,
             )
         )
+        return rowcount(result)
+
+
+async def drop(database: Database, item_ids: list[int], *, council: str | None = None) -> int:
+    """Give up on dead items for good (state ``dropped``; the row stays, for the record)."""
+    if not item_ids:
+        return 0
+    async with database.transaction() as s:
+        q = update(OutboxItem).where(OutboxItem.state == "dead", OutboxItem.id.in_(item_ids))
+        if council:
+            q = q.where(OutboxItem.council == council)
+        result = await s.execute(q.values(state="dropped", locked_until=None, locked_by=None))
         return rowcount(result)

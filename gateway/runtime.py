@@ -103,6 +103,7 @@ class Runtime:
     async def flush_stats(self) -> None:
         try:
             await flush_stats(self.database, self.stats)
+            await self.keys.flush_last_used()
         except Exception as exc:  # noqa: BLE001 - statistics must never break serving
             log.warning("stats.flush_failed", error_type=type(exc).__name__)
 
