@@ -17,9 +17,9 @@ order key so that a retried booking can be found instead of created twice.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from pydantic import BaseModel, ConfigDict
 
@@ -56,7 +56,6 @@ class AdaptorContext:
     config_dir: Path
     data_dir: Path
     database: Database | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def resolve(self, path: str | Path) -> Path:
         """Resolve a path option relative to the council's configuration directory."""
@@ -84,16 +83,6 @@ class Adaptor(ABC):  # noqa: B024 - capabilities add the abstract methods
 
     async def check_health(self) -> None:  # noqa: B027 - optional hook
         """Raise a ``GatewayError`` if the backend cannot be reached."""
-
-    def capabilities(self) -> set[str]:
-        caps = set()
-        if isinstance(self, AddressSource):
-            caps.add("addresses")
-        if isinstance(self, Scheduler):
-            caps.update({"appointments", "bookings"})
-        if isinstance(self, WorksOrderSink):
-            caps.add("works_orders")
-        return caps
 
 
 class AddressSource(Adaptor):
@@ -161,3 +150,46 @@ class AttachmentSink(Adaptor):
     @abstractmethod
     async def attach(self, works_order_ref: str, attachment: Attachment) -> None:
         """Attach ``attachment`` to the works order ``works_order_ref``."""
+
+
+@dataclass(frozen=True)
+class Capability:
+    """One capability of the seam: the base an adaptor inherits to offer it, and the methods
+    the gateway calls for it (each guarded by that capability's breaker, deadline and
+    statistics)."""
+
+    name: str
+    base: type[Adaptor]
+    methods: tuple[str, ...]
+    routable: bool = True  # chosen by a council's ``routes:`` (else it follows another's adaptor)
+
+
+# The one table of capabilities: read by configuration checks, routing, the guard and the kit.
+CAPABILITIES: dict[str, Capability] = {
+    c.name: c
+    for c in (
+        Capability("addresses", AddressSource, ("addresses", "get_property", "operative_notes")),
+        Capability("appointments", Scheduler, ("availability",)),
+        Capability("bookings", Scheduler, ("book", "reschedule", "cancel", "status")),
+        Capability("works_orders", WorksOrderSink, ("raise_works_order", "cancel_works_order")),
+        Capability("attachments", AttachmentSink, ("attach",), routable=False),
+    )
+}
+ROUTABLE = tuple(name for name, c in CAPABILITIES.items() if c.routable)
+METHOD_CAPABILITY: dict[str, str] = {m: c.name for c in CAPABILITIES.values() for m in c.methods}
+
+
+def unguarded_methods(cls: type) -> list[str]:
+    """Capability methods of ``cls`` (abstract in a capability base) that the table does not
+    list: the guard would not know them, so loading such an adaptor is refused."""
+    declared: set[str] = set()
+    for klass in cls.__mro__:  # abstract anywhere above: the seam's and any sub-seam's
+        if isinstance(klass, type) and issubclass(klass, Adaptor):
+            declared.update(getattr(klass, "__abstractmethods__", ()))
+    return sorted(name for name in declared if name not in METHOD_CAPABILITY)
+
+
+def capabilities_of(adaptor: object) -> list[str]:
+    """The capabilities an adaptor (class or instance) offers, in table order."""
+    cls = adaptor if isinstance(adaptor, type) else type(adaptor)
+    return [name for name, c in CAPABILITIES.items() if issubclass(cls, c.base)]

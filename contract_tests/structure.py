@@ -16,10 +16,12 @@ from typing import Any
 
 from pydantic import BaseModel, SecretStr
 
-from adaptors.base import Adaptor, AdaptorConfig, AddressSource, Scheduler, WorksOrderSink
+from adaptors.base import CAPABILITIES, Adaptor, AdaptorConfig, unguarded_methods
 from gateway.plugins import GROUP
 
-CAPABILITY_BASES: tuple[type[Adaptor], ...] = (AddressSource, Scheduler, WorksOrderSink)
+CAPABILITY_BASES: tuple[type[Adaptor], ...] = tuple(
+    dict.fromkeys(c.base for c in CAPABILITIES.values())
+)
 SECRET_NAME = re.compile(
     r"(^|_)(password|passwd|secret|passphrase|api_?key|private_key|access_token|"
     r"refresh_token|client_secret)$"
@@ -56,6 +58,11 @@ def check_bases(cls: type[Adaptor], name: str) -> list[str]:
     if inspect.isabstract(cls):
         missing = sorted(getattr(cls, "__abstractmethods__", ()))
         problems.append(f"{cls.__qualname__} leaves abstract methods unimplemented: {missing}")
+    unknown = unguarded_methods(cls)
+    if unknown:
+        problems.append(
+            f"{cls.__qualname__} has capability methods the gateway cannot guard: {unknown}"
+        )
     if getattr(cls, "type_name", None) != name:
         problems.append(
             f"{cls.__qualname__}.type_name is {getattr(cls, 'type_name', None)!r}; it must "

@@ -30,13 +30,14 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from adaptors.base import ROUTABLE
 from gateway.domain import Priority, Trade
 from gateway.hro.config import HroConfig
 from gateway.notify import NotifyConfig
 
 _ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 COUNCIL_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
-CAPABILITIES = ("addresses", "appointments", "bookings", "works_orders")
+CAPABILITIES = ROUTABLE  # the capabilities a council's routes choose adaptors for
 
 
 class RouteRule(BaseModel):

@@ -13,9 +13,12 @@ from typing import Any, cast
 from pydantic import ValidationError
 
 from adaptors.base import (
+    CAPABILITIES,
+    ROUTABLE,
     Adaptor,
     AdaptorContext,
     AddressSource,
+    AttachmentSink,
     Scheduler,
     WorksOrderSink,
 )
@@ -34,12 +37,7 @@ from gateway.routing import RouteRequest, choose
 from gateway.storage.database import Database
 from mappings.engine import MappingTableError, SorTable, load_table
 
-CAPABILITY_BASES: dict[str, type[Adaptor]] = {
-    "addresses": AddressSource,
-    "appointments": Scheduler,
-    "bookings": Scheduler,
-    "works_orders": WorksOrderSink,
-}
+CAPABILITY_BASES: dict[str, type[Adaptor]] = {name: CAPABILITIES[name].base for name in ROUTABLE}
 
 
 @dataclass
@@ -123,6 +121,13 @@ class Council:
 
     def scheduler(self, name: str) -> Scheduler:
         return cast(Scheduler, self._guarded(name, Scheduler, "a scheduler"))
+
+    def attachment_sink(self, name: str) -> AttachmentSink | None:
+        """The works-order adaptor ``name`` as an attachment sink (guarded), or None when it
+        takes no attachments."""
+        if not isinstance(self.adaptors.get(name), AttachmentSink):
+            return None
+        return cast(AttachmentSink, self._guarded(name, AttachmentSink, "an attachment sink"))
 
     def works_order_sink(self, name: str) -> WorksOrderSink:
         return cast(WorksOrderSink, self._guarded(name, WorksOrderSink, "a works-order sink"))

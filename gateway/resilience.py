@@ -20,6 +20,7 @@ from typing import Any
 
 from prometheus_client import Counter, Gauge, Histogram
 
+from adaptors.base import METHOD_CAPABILITY, unguarded_methods
 from gateway.errors import BackendAuthFailed, BackendUnavailable, GatewayError, NotAttempted
 
 # Absolute monotonic deadline of the current API request (None outside requests).
@@ -40,18 +41,6 @@ BREAKER = Gauge(
     ["council", "adaptor", "capability"],
 )
 
-METHOD_CAPABILITY = {
-    "addresses": "addresses",
-    "get_property": "addresses",
-    "operative_notes": "addresses",
-    "availability": "appointments",
-    "book": "bookings",
-    "reschedule": "bookings",
-    "cancel": "bookings",
-    "status": "bookings",
-    "raise_works_order": "works_orders",
-    "cancel_works_order": "works_orders",
-}
 LATENCY_BUCKETS_MS = (10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000)
 
 
@@ -171,6 +160,12 @@ class Guarded:
         self._breaker_for = breaker if callable(breaker) else (lambda _capability: breaker)
         self._stats = stats
         self._calls: dict[str, Callable[..., Any]] = {}
+        missing = unguarded_methods(type(adaptor))
+        if missing:  # fail closed: a capability call must never run unguarded
+            raise TypeError(
+                f"adaptor {name!r} has capability methods the gateway does not know: "
+                f"{', '.join(missing)} (add them to adaptors.base.CAPABILITIES)"
+            )
 
     def ensure_available(self, capability: str) -> None:
         """Raise ``NotAttempted`` when ``capability``'s circuit is open."""

@@ -17,6 +17,7 @@ from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.responses import Response
 
+from adaptors.base import capabilities_of
 from gateway.api.problems import BASE, PROBLEM
 from gateway.errors import GatewayError
 from gateway.plugins import discover
@@ -63,7 +64,7 @@ def adaptor_check(rt: Runtime, council: Any, name: str, result: ProbeResult) -> 
     entry["probe"] = result.public()
     adaptor = council.adaptors[name]
     per_capability = council.breakers.get(name, {})
-    states = {cap: "closed" for cap in sorted(adaptor.capabilities())}
+    states = {cap: "closed" for cap in sorted(capabilities_of(adaptor))}
     states.update({cap: b.state for cap, b in per_capability.items()})
     entry["circuits"] = states
     entry["circuit"] = _worst_circuit(states)

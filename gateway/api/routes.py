@@ -112,11 +112,6 @@ def _ok(status: int = 200, *headers: str) -> dict[int | str, dict[str, Any]]:
     return {status: {"headers": contract.success_headers(*headers)}}
 
 
-def runtime(request: Request) -> Runtime:
-    rt: Runtime = request.app.state.runtime
-    return rt
-
-
 @dataclass(frozen=True)
 class Access:
     """Who is calling, for which council: resolved once per request."""
@@ -327,7 +322,10 @@ async def get_repair(
 ) -> dict[str, Any]:
     rt, council, p = a.runtime, a.council, a.principal
     r = await _own_repair(rt, council, p, reference)
-    return await rt.bookings.refresh_status(council, r)
+    view = await rt.bookings.refresh_status(council, r)
+    if council.config.notifications is not None:  # messages and their receipts
+        view["notifications"] = await rt.bookings.notifications.for_repair(council.id, r.reference)
+    return view
 
 
 @router.patch(

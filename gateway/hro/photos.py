@@ -166,8 +166,8 @@ def register_outbox(worker: OutboxWorker, gateway: Gateway) -> None:
             return
         if not repair.works_order_ref:
             raise Retry(30)  # the works order is still being raised
-        adaptor = council.adaptors.get(repair.works_order_adaptor)
-        if not isinstance(adaptor, AttachmentSink):
+        adaptor = council.attachment_sink(repair.works_order_adaptor)  # guarded
+        if adaptor is None:
             return
         ext = EXTENSIONS.get(photo.content_type, "bin")
         await adaptor.attach(

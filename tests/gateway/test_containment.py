@@ -413,3 +413,27 @@ async def test_the_csv_fallback_books_only_slots_its_calendar_offers(tmp_path: P
             headers={"Idempotency-Key": "good"},
         )
         assert r.status_code == 201, r.text
+
+
+def test_the_guard_fails_closed_on_a_capability_method_it_does_not_know() -> None:
+    from abc import abstractmethod
+
+    from adaptors import base
+
+    class Teleporter(base.Scheduler):  # a new capability method, not in the table
+        @abstractmethod
+        async def teleport(self) -> None: ...
+
+    class Vendor(Teleporter):
+        async def availability(self, query: Any) -> Any: ...
+        async def book(self, order: Any) -> Any: ...
+        async def reschedule(self, handle: Any, slot: Any) -> Any: ...
+        async def cancel(self, handle: Any, reason: str) -> None: ...
+        async def status(self, handle: Any) -> Any: ...
+        async def teleport(self) -> None: ...
+
+    assert base.unguarded_methods(Vendor) == ["teleport"]
+    with pytest.raises(TypeError, match="teleport"):
+        Guarded("c", "v", Vendor.__new__(Vendor), CircuitBreaker(), CallStats())
+    for name in ("availability", "book", "attach", "raise_works_order", "get_property"):
+        assert name in base.METHOD_CAPABILITY  # every capability method is guarded
