@@ -219,6 +219,36 @@ def test_unknown_sor_code_and_property_are_named(
     problem(r, r.status_code, "property_id")
 
 
+def test_triage_tree_when_the_council_has_one(
+    contract_api: httpx.Client, contract_api_target: ApiTarget
+) -> None:
+    """GET /triage: the council's questions per repair type, each leaf an SoR code or an
+    early exit; a council without a triage table answers a 404 problem."""
+    t = contract_api_target
+    r = contract_api.get(f"{t.prefix}/triage")
+    if r.status_code == 404:
+        problem(r, 404)
+        return
+    body = ok_json(r)
+    assert set(body["repair_types"]) <= {"tenant", "communal", "leasehold"}, body
+    outcomes = {"emergency", "unable_to_book", "not_eligible", "contact_us"}
+
+    def walk(options: list[Any], level: int) -> None:
+        assert options and level <= 3
+        for o in options:
+            assert isinstance(o["value"], str) and isinstance(o["display"], str), o
+            if o.get("options"):
+                assert "sor_code" not in o and "outcome" not in o, o
+                walk(o["options"], level + 1)
+            else:
+                assert level > 1, f"a location leads to its problems: {o}"
+                assert ("sor_code" in o) != ("outcome" in o), o
+                assert o.get("outcome") in outcomes | {None}, o
+
+    for tree in body["repair_types"].values():
+        walk(tree, 1)
+
+
 def test_unknown_repair_is_404(contract_api: httpx.Client, contract_api_target: ApiTarget) -> None:
     t = contract_api_target
     problem(contract_api.get(f"{t.prefix}/repairs/ZZZZ-ZZZZ"), 404)

@@ -76,7 +76,7 @@ async def photos(a: AdminDep, reference: Reference) -> list[dict[str, Any]]:
     summary="One photo (the image itself)",
 )
 async def photo(
-    a: AdminDep, reference: Reference, photo_id: Annotated[int, Path(ge=1)]
+    a: AdminDep, reference: Reference, photo_id: Annotated[int, Path(ge=1, le=2**31 - 1)]
 ) -> Response:
     r = await a.runtime.bookings.get_repair(a.council, reference)
     async with a.runtime.database.session() as s:

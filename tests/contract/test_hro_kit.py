@@ -64,3 +64,17 @@ def test_a_wrong_identifier_fails_clearly(gateway: Gateway) -> None:
         "addresses_answer",
     )
     assert done.returncode == 1 and "POST /authentication: 401" in done.stdout, output(done)
+
+
+def test_the_api_suite_checks_the_triage_tree(gateway: Gateway) -> None:
+    done = run_kit(
+        "--api-base-url",
+        gateway.base_url,
+        "--api-key",
+        gateway.key,
+        "--api-council",
+        "demo",
+        "-k",
+        "triage",
+    )
+    assert done.returncode == 0 and "1 passed" in done.stdout, output(done)
