@@ -15,6 +15,8 @@
           - {use: tm, trade: [plumbing], percent: 25}
         shadow: tm                    # compared in the background, never seen by callers
       works_orders: uh                # optional: raise works orders after each booking
+    hro: {auth: token, identifier: ${HRO_IDENTIFIER}, triage: x.triage.yaml}
+                                      # optional: the HRO facade (gateway/hro/config.py)
 
 Every problem is reported with the file, line and key at fault.
 """
