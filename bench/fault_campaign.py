@@ -265,10 +265,10 @@ def gateway_env(workdir: Path, extra: dict[str, str] | None = None) -> dict[str,
     return env
 
 
-def make_key(env: dict[str, str]) -> str:
+def make_key(env: dict[str, str], config_dir: Path) -> str:
     out = subprocess.run(
         [sys.executable, "-m", "gateway.cli", "keys", "create", "campaign", "--council", COUNCIL]
-        + ["--role", "admin", "--rate-per-minute", "1000000"],
+        + ["--role", "admin", "--rate-per-minute", "1000000", "--config-dir", str(config_dir)],
         cwd=ROOT,
         env=env,
         check=True,
@@ -349,7 +349,7 @@ def running_stack(
             for returncode, out in migrate_concurrently(env, 3):
                 if returncode != 0:
                     raise RuntimeError(f"migrate failed:\n{out}")
-        key = make_key(env)
+        key = make_key(env, config)
         gws: list[Proc] = []
         if topology == "replicas":
             worker = Proc.worker("worker", config, env, logs)
