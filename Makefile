@@ -6,9 +6,10 @@ STAMP := $(VENV)/.installed
 
 .PHONY: run test lint bench bench-load clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml sdk/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e './sdk[soap,store]'
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 

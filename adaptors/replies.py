@@ -29,7 +29,7 @@ from typing import Any, TypeVar
 
 import httpx
 
-from gateway.errors import BackendUnavailable
+from repairs_gateway_sdk.errors import BackendUnavailable
 
 T = TypeVar("T")
 

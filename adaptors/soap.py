@@ -54,7 +54,7 @@ from zeep.wsdl.utils import etree_to_string
 
 from adaptors import replies
 from adaptors.replies import DeadlineExceeded, MiB, Reply
-from gateway.errors import (
+from repairs_gateway_sdk.errors import (
     BackendAuthFailed,
     BackendCannotAccept,
     BackendRejected,

@@ -24,10 +24,10 @@ from typing import Any
 
 import httpx
 
-from adaptors.base import AdaptorContext
 from adaptors.civica_uh import CivicaUHAdaptor
 from adaptors.civica_uh.client import items, text
 from adaptors.civica_uh.mapping import details_from_dto, summary_lines
+from repairs_gateway_sdk.adaptor import AdaptorContext
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -714,10 +714,10 @@ def _stats_ms(ns: list[int]) -> dict[str, float]:
 
 def child_lookup(index_path: str, csv_path: str, sample_path: str) -> None:
     """Run in a fresh process: time postcode lookups three ways, print JSON."""
-    from adaptors.base import AdaptorContext
     from adaptors.csv_fallback.adaptor import CsvFallbackAdaptor
     from adaptors.csv_fallback.config import CsvFallbackConfig
     from adaptors.csv_fallback.properties import PropertyIndex, index_is_current
+    from repairs_gateway_sdk.adaptor import AdaptorContext
 
     index, source = Path(index_path), Path(csv_path)
     sample: list[str] = json.loads(Path(sample_path).read_text())
@@ -1118,8 +1118,8 @@ async def _components(rt: Any, key: str, reps: int) -> list[dict[str, Any]]:
     )
 
     def availability() -> Callable[[], Any]:
-        from gateway.domain import AvailabilityQuery
-        from gateway.timeutil import today_london
+        from repairs_gateway_sdk.model import AvailabilityQuery
+        from repairs_gateway_sdk.timeutil import today_london
 
         prop = index.by_id("00012345")
         q = AvailabilityQuery(
@@ -1132,7 +1132,7 @@ async def _components(rt: Any, key: str, reps: int) -> list[dict[str, Any]]:
     )
 
     def usage() -> Callable[[], Any]:
-        from gateway.timeutil import today_london
+        from repairs_gateway_sdk.timeutil import today_london
 
         first = today_london()
         return lambda: adaptor._usage(job.trade.value, first, first + timedelta(days=42))

@@ -25,9 +25,9 @@ from pathlib import Path
 
 import httpx
 
-from adaptors.base import AdaptorContext
 from adaptors.kirona_drs import KironaDRSAdaptor, KironaDRSConfig
-from gateway.domain import AvailabilityQuery, JobSize, JobSpec, Property, Trade
+from repairs_gateway_sdk.adaptor import AdaptorContext
+from repairs_gateway_sdk.model import AvailabilityQuery, JobSize, JobSpec, Property, Trade
 
 ROOT = Path(__file__).resolve().parents[1]
 JOB = JobSpec(sor_code="20060020", trade=Trade.PLUMBING, size=JobSize.SMALL, duration_minutes=60)

@@ -28,9 +28,9 @@ from typing import Any
 import httpx
 import structlog
 
-from adaptors.base import AdaptorContext
 from adaptors.totalmobile import TotalmobileAdaptor, TotalmobileConfig
-from gateway.domain import (
+from repairs_gateway_sdk.adaptor import AdaptorContext
+from repairs_gateway_sdk.model import (
     AvailabilityQuery,
     BookingHandle,
     BookingOrder,
@@ -40,7 +40,7 @@ from gateway.domain import (
     Property,
     Trade,
 )
-from gateway.timeutil import today_london
+from repairs_gateway_sdk.timeutil import today_london
 
 ROOT = Path(__file__).resolve().parents[1]
 CLIENT_ID, SECRET, WORLD = "repairs-gateway", "s3cret", "housing-repairs"

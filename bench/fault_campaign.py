@@ -711,7 +711,7 @@ def bring_outbox_forward(db_url: str, beyond: float = 20.0) -> None:
     from sqlalchemy import update
 
     from gateway.storage.models import OutboxItem
-    from gateway.timeutil import now
+    from repairs_gateway_sdk.timeutil import now
 
     with sync_engine(db_url) as engine, engine.begin() as conn:
         conn.execute(

@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from gateway.domain import VendorSlot
-from gateway.errors import GatewayError
-from gateway.timeutil import now
+from repairs_gateway_sdk.errors import GatewayError
+from repairs_gateway_sdk.model import VendorSlot
+from repairs_gateway_sdk.timeutil import now
 
 Run = Callable[[Awaitable[Any]], Any]
 
@@ -32,7 +32,7 @@ def check_slot(slot: VendorSlot, start_from: date, where: str) -> None:
         )
     assert slot.end > slot.start, f"{where}: slot ends ({slot.end}) before it starts"
     assert slot.start > now(), f"{where}: slot {slot.start.isoformat()} is not in the future"
-    from gateway.timeutil import london
+    from repairs_gateway_sdk.timeutil import london
 
     assert london(slot.start).date() >= start_from, (
         f"{where}: slot {slot.start.isoformat()} is before the requested day {start_from}"

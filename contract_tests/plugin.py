@@ -22,10 +22,16 @@ from typing import Any, TypeVar
 import pytest
 import yaml
 
-from adaptors.base import Adaptor, AdaptorContext, AddressSource, Scheduler, WorksOrderSink
 from contract_tests.backend import BackendFailed, RunningBackend, running_backend
 from contract_tests.spec import AdaptorSpec, Fixtures, SpecError, deep_merge, load_spec, substitute
 from contract_tests.structure import load_entry_point
+from repairs_gateway_sdk.adaptor import (
+    Adaptor,
+    AdaptorContext,
+    AddressSource,
+    Scheduler,
+    WorksOrderSink,
+)
 
 HERE = Path(__file__).resolve().parent
 ADAPTOR_SUITE = HERE / "adaptor_suite"
@@ -273,6 +279,15 @@ class AdaptorFactory:
         result: dict[str, Any] = substitute(merged, self.replacements)
         return result
 
+    def store(self) -> Any:
+        """The adaptor's namespaced store, for adaptors that keep state (else None)."""
+        namespace = getattr(self.cls, "store_namespace", None)
+        if not namespace or self.database is None:
+            return None
+        from gateway.storage.adaptor_store import NamespacedStore
+
+        return NamespacedStore(self.database, namespace)
+
     def build(self, overrides: dict[str, Any] | None = None, name: str = "contract") -> Adaptor:
         config = self.cls.Config.model_validate(self.options(overrides))
         ctx = AdaptorContext(
@@ -280,7 +295,7 @@ class AdaptorFactory:
             name=name,
             config_dir=self.spec_dir,
             data_dir=self.data_dir,
-            database=self.database,
+            store=self.store(),
         )
         return self.cls(config, ctx)
 

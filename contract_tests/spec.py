@@ -26,7 +26,14 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from gateway.domain import DEFAULT_SIZE_MINUTES, JobSize, JobSpec, Priority, Property, Trade
+from repairs_gateway_sdk.model import (
+    DEFAULT_SIZE_MINUTES,
+    JobSize,
+    JobSpec,
+    Priority,
+    Property,
+    Trade,
+)
 
 
 class SpecError(ValueError):

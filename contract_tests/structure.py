@@ -16,8 +16,8 @@ from typing import Any
 
 from pydantic import BaseModel, SecretStr
 
-from adaptors.base import CAPABILITIES, Adaptor, AdaptorConfig, unguarded_methods
 from gateway.plugins import GROUP
+from repairs_gateway_sdk.adaptor import CAPABILITIES, Adaptor, AdaptorConfig, unguarded_methods
 
 CAPABILITY_BASES: tuple[type[Adaptor], ...] = tuple(
     dict.fromkeys(c.base for c in CAPABILITIES.values())
@@ -53,7 +53,7 @@ def check_bases(cls: type[Adaptor], name: str) -> list[str]:
     if not any(issubclass(cls, b) for b in CAPABILITY_BASES):
         problems.append(
             f"{cls.__qualname__} implements no capability: inherit from AddressSource, "
-            "Scheduler and/or WorksOrderSink (adaptors.base)"
+            "Scheduler and/or WorksOrderSink (repairs_gateway_sdk.adaptor)"
         )
     if inspect.isabstract(cls):
         missing = sorted(getattr(cls, "__abstractmethods__", ()))
@@ -98,10 +98,15 @@ def check_config(cls: type[Adaptor]) -> list[str]:
     holds secrets as ``SecretStr``."""
     config = getattr(cls, "Config", None)
     if not (isinstance(config, type) and issubclass(config, BaseModel)):
-        return [f"{cls.__qualname__}.Config must be a pydantic model (adaptors.base.AdaptorConfig)"]
+        return [
+            f"{cls.__qualname__}.Config must be a pydantic model "
+            "(repairs_gateway_sdk.adaptor.AdaptorConfig)"
+        ]
     problems = []
     if not issubclass(config, AdaptorConfig):
-        problems.append(f"{config.__qualname__} should subclass adaptors.base.AdaptorConfig")
+        problems.append(
+            f"{config.__qualname__} should subclass repairs_gateway_sdk.adaptor.AdaptorConfig"
+        )
     seen: set[type[BaseModel]] = set()
 
     def walk(model: type[BaseModel], where: str) -> None:

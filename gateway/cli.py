@@ -383,49 +383,92 @@ async def _ensure_demo_key(settings: Settings, councils: list[str]) -> None:
 
 
 @app.command()
-def check(config_dir: ConfigDir = Path("deploy/config")) -> None:
-    """Validate every council's configuration and mapping table; exit 1 on any problem."""
-    from gateway.councils import load_councils
-
-    settings = _settings(config_dir)
-    try:
-        councils, problems = load_councils(config_dir, settings.data_dir, None)
-    except ConfigError as exc:
-        councils, problems = {}, exc.problems
+def check(
+    config_dir: ConfigDir = Path("deploy/config"),
+    connect: Annotated[
+        bool,
+        typer.Option(
+            "--connect",
+            help="also reach each backend with a harmless call (start: credentials, WSDL, "
+            "session; then a read) and print a table of results",
+        ),
+    ] = False,
+    timeout: Annotated[
+        float, typer.Option(help="--connect: seconds allowed per adaptor", min=0.1)
+    ] = 15.0,
+) -> None:
+    """Validate every council's configuration, the files it names (mapping tables, property
+    files, WSDLs) and, with --connect, each backend; exit 1 on any problem (warnings are
+    shown but do not fail the check)."""
+    from gateway.checks import check_councils, connect_all, render_table
     from gateway.plugins import discover
 
+    settings = _settings(config_dir)
+    checks, general = check_councils(config_dir, settings.data_dir)
     for name, why in sorted(discover().errors.items()):
         typer.echo(f"plugin {name}: failed to load: {why} (warning)")
+    problems = general + [p for c in checks for p in c.problems]
     for p in problems:
         typer.echo(str(p))
-    for cid, c in sorted(councils.items()):
-        mark = "problems" if any(str(c.loaded.path) == p.file for p in problems) else "ok"
-        typer.echo(f"{cid}: {len(c.adaptors)} adaptor(s), {len(c.table)} SoR codes - {mark}")
-    fatal = [p for p in problems if p.fatal]  # warnings are shown but do not fail the check
-    if fatal:
-        typer.echo(f"{len(fatal)} problem(s) found", err=True)
+    for c in checks:
+        for scan in c.scans:
+            typer.echo(f"{c.id}: {scan.summary()}")
+        typer.echo(c.summary())
+    fatal = [p for p in problems if p.fatal]
+    failed_connects = 0
+    if connect:
+        councils = [c.council for c in checks if c.council is not None and not c.fatal]
+        skipped = [c.id for c in checks if c.council is None or c.fatal]
+        if skipped:
+            typer.echo(f"not connecting {', '.join(skipped)}: fix the problems above first")
+        total = sum(len(c.adaptors) for c in councils)
+        typer.echo(f"connecting to {total} backend(s) (up to {timeout:g} s each)...", err=True)
+
+        def progress(done: int, of: int, r: Any) -> None:
+            word = "ok" if r.ok else f"FAILED: {r.reason}"
+            typer.echo(f"  [{done}/{of}] {r.council}:{r.adaptor} {word} ({r.ms:.0f} ms)", err=True)
+
+        results = asyncio.run(connect_all(councils, timeout, progress)) if councils else []
+        if results:
+            typer.echo(render_table(results))
+        failed_connects = sum(1 for r in results if not r.ok)
+    if fatal or failed_connects:
+        parts = [f"{len(fatal)} problem(s) found"] if fatal else []
+        if failed_connects:
+            parts.append(f"{failed_connects} backend(s) could not be reached")
+        typer.echo("; ".join(parts), err=True)
         raise typer.Exit(1)
     warned = len(problems) - len(fatal)
-    typer.echo("configuration is valid" + (f" ({warned} warning(s))" if warned else ""))
+    typer.echo(
+        "configuration is valid"
+        + (f" ({warned} warning(s))" if warned else "")
+        + ("; every backend answered" if connect and not failed_connects else "")
+    )
 
 
 @mappings_app.command("validate")
 def mappings_validate(file: Path) -> None:
-    """Check an SoR mapping table; prints each problem with its line number."""
+    """Check an SoR mapping table; prints each problem with its line number. UTF-8 (with or
+    without BOM), UTF-16 and Windows-1252 files are read."""
+    from gateway.textfiles import TextFileError, read_text
     from mappings.engine import parse_table
 
     try:
-        text = file.read_text(encoding="utf-8-sig")
+        decoded = read_text(file)
     except OSError as exc:
         typer.echo(f"{file}: cannot read: {exc.strerror}", err=True)
         raise typer.Exit(1) from None
-    table, errors = parse_table(text, source=str(file))
+    except TextFileError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(1) from None
+    table, errors = parse_table(decoded.text, source=str(file))
     for e in errors:
         typer.echo(str(e))
     if errors:
         typer.echo(f"{len(errors)} problem(s) found", err=True)
         raise typer.Exit(1)
-    typer.echo(f"{file}: {len(table)} codes, valid")
+    note = f" ({decoded.note})" if decoded.note else ""
+    typer.echo(f"{file}: {len(table)} codes, valid{note}")
 
 
 def _db() -> tuple[Settings, object]:

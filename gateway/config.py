@@ -30,12 +30,12 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from adaptors.base import ROUTABLE
-from gateway.domain import Priority, Trade
 from gateway.hro.config import HroConfig
 from gateway.notify import NotifyConfig
+from repairs_gateway_sdk.adaptor import ROUTABLE
+from repairs_gateway_sdk.model import Priority, Trade
 
 _ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 COUNCIL_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
@@ -98,19 +98,20 @@ class CouncilConfig(BaseModel):
     page_size: int = Field(default=10, ge=1, le=50)
     hro: HroConfig | None = None  # the Housing Repairs Online facade (gateway/hro/)
 
-    @model_validator(mode="after")
-    def _routes_name_adaptors(self) -> CouncilConfig:
+    def route_names(self) -> list[tuple[tuple[Any, ...], str]]:
+        """Every adaptor name the routes use, with where it is (a path into the YAML)."""
+        out: list[tuple[tuple[Any, ...], str]] = []
         for cap in CAPABILITIES:
             route = getattr(self.routes, cap)
             if route is None:
                 continue
-            names = [route.default, *(r.use for r in route.rules)]
+            out.append((("routes", cap, "default"), route.default))
+            out.extend(
+                (("routes", cap, "rules", i, "use"), r.use) for i, r in enumerate(route.rules)
+            )
             if route.shadow:
-                names.append(route.shadow)
-            for n in names:
-                if n not in self.adaptors:
-                    raise ValueError(f"routes.{cap} names adaptor {n!r}, which is not defined")
-        return self
+                out.append((("routes", cap, "shadow"), route.shadow))
+        return out
 
 
 @dataclass(frozen=True)
@@ -192,7 +193,13 @@ def load_council_file(path: Path) -> LoadedCouncil:
         raise ConfigError(
             [ConfigProblem(fname, None, "", "file name must be a council id: a-z, 0-9, - and _")]
         )
-    text = path.read_text(encoding="utf-8")
+    from gateway.confighints import pydantic_message, suggest
+    from gateway.textfiles import TextFileError, read_text
+
+    try:
+        text = read_text(path).text
+    except TextFileError as exc:
+        raise ConfigError([ConfigProblem(fname, exc.line, "", exc.message)]) from None
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
         raw = yaml.safe_load(text)
@@ -221,9 +228,25 @@ def load_council_file(path: Path) -> LoadedCouncil:
                 p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function"))
             )
             problems.append(
-                ConfigProblem(fname, _line_of(node, loc), ".".join(map(str, loc)), err["msg"])
+                ConfigProblem(
+                    fname,
+                    _line_of(node, loc),
+                    ".".join(map(str, loc)),
+                    pydantic_message(err, CouncilConfig, loc),
+                )
             )
         raise ConfigError(problems) from None
+    for where, name in config.route_names():
+        if name not in config.adaptors:
+            problems.append(
+                ConfigProblem(
+                    fname,
+                    _line_of(node, where),
+                    ".".join(map(str, where)),
+                    f"names adaptor {name!r}, which is not defined under adaptors"
+                    + suggest(name, config.adaptors),
+                )
+            )
     if problems:
         raise ConfigError(problems)
     return LoadedCouncil(council_id, path, config, node)

@@ -12,7 +12,21 @@ from typing import Any, cast
 
 from pydantic import ValidationError
 
-from adaptors.base import (
+from gateway.config import (
+    ConfigError,
+    ConfigProblem,
+    LoadedCouncil,
+    council_files,
+    load_council_file,
+)
+from gateway.lifecycle import AdaptorStarter, AdaptorState
+from gateway.plugins import discover
+from gateway.resilience import CallStats, CircuitBreaker, Guarded
+from gateway.routing import RouteRequest, choose
+from gateway.storage.adaptor_store import NamespacedStore
+from gateway.storage.database import Database
+from mappings.engine import MappingTableError, SorTable, load_table
+from repairs_gateway_sdk.adaptor import (
     CAPABILITIES,
     ROUTABLE,
     Adaptor,
@@ -22,20 +36,7 @@ from adaptors.base import (
     Scheduler,
     WorksOrderSink,
 )
-from gateway.config import (
-    ConfigError,
-    ConfigProblem,
-    LoadedCouncil,
-    council_files,
-    load_council_file,
-)
-from gateway.errors import BackendUnavailable, InvalidInput, NotAttempted, NotFound
-from gateway.lifecycle import AdaptorStarter, AdaptorState
-from gateway.plugins import discover
-from gateway.resilience import CallStats, CircuitBreaker, Guarded
-from gateway.routing import RouteRequest, choose
-from gateway.storage.database import Database
-from mappings.engine import MappingTableError, SorTable, load_table
+from repairs_gateway_sdk.errors import BackendUnavailable, InvalidInput, NotAttempted, NotFound
 
 CAPABILITY_BASES: dict[str, type[Adaptor]] = {name: CAPABILITIES[name].base for name in ROUTABLE}
 
@@ -187,10 +188,17 @@ def build_council(
         try:
             options = cls.Config.model_validate(entry.options)
         except ValidationError as exc:
+            from gateway.confighints import pydantic_message
+
             for err in exc.errors():
                 loc = ("adaptors", name, "options", *err["loc"])
                 problems.append(
-                    ConfigProblem(fname, loaded.line_of(*loc), ".".join(map(str, loc)), err["msg"])
+                    ConfigProblem(
+                        fname,
+                        loaded.line_of(*loc),
+                        ".".join(map(str, loc)),
+                        pydantic_message(err, cls.Config, tuple(err["loc"])),
+                    )
                 )
             council.broken[name] = "invalid options"
             continue
@@ -199,7 +207,11 @@ def build_council(
             name=name,
             config_dir=loaded.path.parent,
             data_dir=data_dir,
-            database=database,
+            store=(
+                NamespacedStore(database, cls.store_namespace)
+                if database is not None and cls.store_namespace
+                else None
+            ),
         )
         council.adaptors[name] = cls(options, ctx)
     for cap, base in CAPABILITY_BASES.items():

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
-from gateway.errors import GatewayError
+from repairs_gateway_sdk.errors import GatewayError
 
 if TYPE_CHECKING:
     from gateway.councils import Council
@@ -41,6 +41,8 @@ class AdaptorState:
     status: str = "starting"  # starting | retrying
     attempts: int = 0
     last_error: str | None = None  # the gateway's own error slug or exception type, no text
+    # why, in plain words (gateway/diagnose.py: no vendor text, URL or host); logs and admins
+    reason: str | None = None
     next_attempt_at: float | None = None  # time.monotonic()
     last_attempt_at: float = 0.0
     since: float = field(default_factory=time.monotonic)
@@ -96,18 +98,29 @@ class AdaptorStarter:
             for waiter in pending:
                 waiter.cancel()
 
-    async def _attempt(self, council: Council, name: str, adaptor: Any) -> str | None:
-        """One bounded start; None when it worked, else the reason (no vendor text)."""
+    async def _attempt(
+        self, council: Council, name: str, adaptor: Any, state: AdaptorState | None = None
+    ) -> str | None:
+        """One bounded start; None when it worked, else the reason (no vendor text). The
+        plain-words reason goes to ``state.reason``."""
+        from gateway.diagnose import reason
+
         async with self._gate:
             try:
                 async with asyncio.timeout(self.timeout):
                     await adaptor.start()
                 return None
-            except TimeoutError:
+            except TimeoutError as exc:
+                if state is not None:
+                    state.reason = reason(exc, self.timeout)
                 return "timed-out"
             except GatewayError as exc:
+                if state is not None:
+                    state.reason = reason(exc)
                 return exc.slug
             except Exception as exc:  # noqa: BLE001 - an adaptor bug must not stop the others
+                if state is not None:
+                    state.reason = reason(exc)
                 return type(exc).__name__
 
     async def _run(self, council: Council, name: str, adaptor: Any) -> None:
@@ -116,7 +129,7 @@ class AdaptorStarter:
         while True:
             state.attempts += 1
             state.last_attempt_at = time.monotonic()
-            error = await self._attempt(council, name, adaptor)
+            error = await self._attempt(council, name, adaptor, state)
             state.tried.set()
             if error is None:
                 council.not_ready.pop(name, None)
@@ -133,6 +146,7 @@ class AdaptorStarter:
                 council=council.id,
                 adaptor=name,
                 error=error,
+                reason=state.reason,
                 attempts=state.attempts,
                 retry_in_seconds=round(wait, 1),
             )

@@ -33,10 +33,10 @@ import structlog
 from prometheus_client import Counter, Gauge
 from sqlalchemy import func, select
 
-from gateway.errors import GatewayError
 from gateway.storage.database import Database
 from gateway.storage.models import OutboxItem
-from gateway.timeutil import now
+from repairs_gateway_sdk.errors import GatewayError
+from repairs_gateway_sdk.timeutil import now
 
 log = structlog.get_logger("gateway.metrics")
 

@@ -21,10 +21,10 @@ import structlog
 from sqlalchemy import or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from gateway.errors import BackendCannotAccept, BackendRejected, GatewayError
 from gateway.storage.database import Database, rowcount
 from gateway.storage.models import OutboxItem
-from gateway.timeutil import now
+from repairs_gateway_sdk.errors import BackendCannotAccept, BackendRejected, GatewayError
+from repairs_gateway_sdk.timeutil import now
 
 log = structlog.get_logger("gateway.outbox")
 Handler = Callable[[OutboxItem], Awaitable[None]]

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 
-from adaptors.base import Adaptor
+from repairs_gateway_sdk.adaptor import Adaptor
 
 GROUP = "repairs_gateway.adaptors"
 

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 import structlog
 
 from gateway import metrics
-from gateway.errors import GatewayError
+from repairs_gateway_sdk.errors import GatewayError
 
 if TYPE_CHECKING:
     from gateway.councils import Council

@@ -32,9 +32,9 @@ from sqlalchemy import select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from gateway.errors import RateLimited
 from gateway.storage.database import Database
 from gateway.storage.models import RateWindow
+from repairs_gateway_sdk.errors import RateLimited
 
 log = structlog.get_logger("gateway.ratelimit")
 WINDOW_SECONDS = 60

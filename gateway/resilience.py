@@ -20,8 +20,13 @@ from typing import Any
 
 from prometheus_client import Counter, Gauge, Histogram
 
-from adaptors.base import METHOD_CAPABILITY, unguarded_methods
-from gateway.errors import BackendAuthFailed, BackendUnavailable, GatewayError, NotAttempted
+from repairs_gateway_sdk.adaptor import METHOD_CAPABILITY, unguarded_methods
+from repairs_gateway_sdk.errors import (
+    BackendAuthFailed,
+    BackendUnavailable,
+    GatewayError,
+    NotAttempted,
+)
 
 # Absolute monotonic deadline of the current API request (None outside requests).
 request_deadline: ContextVar[float | None] = ContextVar("request_deadline", default=None)
@@ -164,7 +169,7 @@ class Guarded:
         if missing:  # fail closed: a capability call must never run unguarded
             raise TypeError(
                 f"adaptor {name!r} has capability methods the gateway does not know: "
-                f"{', '.join(missing)} (add them to adaptors.base.CAPABILITIES)"
+                f"{', '.join(missing)} (add them to repairs_gateway_sdk.adaptor.CAPABILITIES)"
             )
 
     def ensure_available(self, capability: str) -> None:

@@ -12,8 +12,8 @@ import hashlib
 from dataclasses import dataclass
 
 from gateway.config import CapabilityRoute, RouteRule
-from gateway.domain import Priority, Trade
-from gateway.postcodes import area, outward
+from repairs_gateway_sdk.model import Priority, Trade
+from repairs_gateway_sdk.postcodes import area, outward
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,12 @@ from datetime import date
 from typing import Any
 
 from gateway.councils import Council
-from gateway.domain import (
+from gateway.routing import RouteRequest
+from gateway.shadow import ShadowRunner
+from gateway.storage.database import Database
+from gateway.tokens import CursorState, SlotClaim, TokenCodec
+from repairs_gateway_sdk.errors import InvalidInput, NotFound
+from repairs_gateway_sdk.model import (
     DEFAULT_SIZE_MINUTES,
     AvailabilityQuery,
     JobSize,
@@ -20,13 +25,8 @@ from gateway.domain import (
     Trade,
     VendorSlot,
 )
-from gateway.errors import InvalidInput, NotFound
-from gateway.postcodes import normalise_postcode
-from gateway.routing import RouteRequest
-from gateway.shadow import ShadowRunner
-from gateway.storage.database import Database
-from gateway.timeutil import today_london
-from gateway.tokens import CursorState, SlotClaim, TokenCodec
+from repairs_gateway_sdk.postcodes import normalise_postcode
+from repairs_gateway_sdk.timeutil import today_london
 
 
 @dataclass

@@ -9,8 +9,8 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
-from gateway.domain import AvailabilityQuery, Property, VendorSlot
 from gateway.storage.models import ShadowComparison
+from repairs_gateway_sdk.model import AvailabilityQuery, Property, VendorSlot
 
 if TYPE_CHECKING:
     from gateway.councils import Council

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from gateway.errors import InvalidInput
+from repairs_gateway_sdk.errors import InvalidInput
 
 SIGNATURE_BYTES = 16
 VERSION = b"2"

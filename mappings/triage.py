@@ -40,8 +40,8 @@ from typing import Any
 
 import yaml
 
-from gateway.domain import Priority, parse_priority
 from mappings.engine import LineError, MappingTableError, SorTable, normalise_code
+from repairs_gateway_sdk.model import Priority, parse_priority
 
 REPAIR_TYPES = ("tenant", "communal", "leasehold")
 OUTCOMES = ("emergency", "unable_to_book", "not_eligible", "contact_us")

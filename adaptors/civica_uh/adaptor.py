@@ -12,7 +12,6 @@ import httpx
 import structlog
 from zeep.wsdl import Document
 
-from adaptors.base import HEALTH_PROBE_REFERENCE, AdaptorContext, AddressSource, WorksOrderSink
 from adaptors.civica_uh.client import (
     UHFailure,
     UHService,
@@ -32,8 +31,14 @@ from adaptors.civica_uh.mapping import (
     to_property,
 )
 from adaptors.soap import bounded_service, client_for, load_wsdl, wsdl_location
-from gateway.domain import Property, PropertyKind, WorksOrder
-from gateway.errors import BackendRejected, BackendUnavailable
+from repairs_gateway_sdk.adaptor import (
+    HEALTH_PROBE_REFERENCE,
+    AdaptorContext,
+    AddressSource,
+    WorksOrderSink,
+)
+from repairs_gateway_sdk.errors import BackendRejected, BackendUnavailable
+from repairs_gateway_sdk.model import Property, PropertyKind, WorksOrder
 
 log = structlog.get_logger("adaptors.civica_uh")
 PROPERTY_REF = re.compile(r"^[A-Za-z0-9][A-Za-z0-9/_.-]{0,19}$")

@@ -18,7 +18,7 @@ from lxml import etree
 
 from adaptors.replies import Reply
 from adaptors.soap import BoundedService, map_soap_error, retry_reads, soap_envelope
-from gateway.errors import (
+from repairs_gateway_sdk.errors import (
     BackendAuthFailed,
     BackendRejected,
     BackendUnavailable,

@@ -7,8 +7,8 @@ from pathlib import Path
 
 from pydantic import Field, SecretStr, field_validator
 
-from adaptors.base import AdaptorConfig
-from gateway.domain import Priority, PropertyKind
+from repairs_gateway_sdk.adaptor import AdaptorConfig
+from repairs_gateway_sdk.model import Priority, PropertyKind
 
 WSDL_DIR = Path(__file__).parent / "wsdl"
 DEFAULT_REPAIR_WSDL = WSDL_DIR / "RepairService.wsdl"

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from adaptors.civica_uh.client import field, items, text
-from gateway.domain import Property, PropertyKind
+from repairs_gateway_sdk.model import Property, PropertyKind
 
 REASON_NOT_A_HOME = "this is not a home or a communal area: please report the repair by phone"
 REASON_NO_MAINTENANCE = "the council does not carry out repairs at this property"

@@ -10,7 +10,6 @@ from typing import Any
 
 from sqlalchemy import select, update
 
-from adaptors.base import AdaptorContext, AddressSource, Scheduler
 from adaptors.csv_fallback.calendar import Calendar
 from adaptors.csv_fallback.config import CsvFallbackConfig
 from adaptors.csv_fallback.properties import (
@@ -19,7 +18,17 @@ from adaptors.csv_fallback.properties import (
     build_index,
     index_is_current,
 )
-from gateway.domain import (
+from adaptors.csv_fallback.tables import (
+    METADATA,
+    NAMESPACE,
+    CsvBooking,
+    CsvSlotUsage,
+    insert_ignoring_conflict,
+    rowcount,
+)
+from repairs_gateway_sdk.adaptor import AdaptorContext, AddressSource, Scheduler
+from repairs_gateway_sdk.errors import BackendUnavailable, InvalidInput, SlotUnavailable
+from repairs_gateway_sdk.model import (
     AvailabilityQuery,
     BookingConfirmation,
     BookingHandle,
@@ -30,10 +39,8 @@ from gateway.domain import (
     SlotPage,
     VendorSlot,
 )
-from gateway.errors import BackendUnavailable, InvalidInput, SlotUnavailable
-from gateway.storage.database import Database, insert_ignoring_conflict, rowcount
-from gateway.storage.models import CsvBooking, CsvSlotUsage
-from gateway.timeutil import london, now, today_london
+from repairs_gateway_sdk.store import Store
+from repairs_gateway_sdk.timeutil import london, now, today_london
 
 USAGE_CACHE_SECONDS = 2.0
 
@@ -49,6 +56,7 @@ def parse_slot_key(key: str) -> tuple[datetime, datetime]:
 
 class CsvFallbackAdaptor(AddressSource, Scheduler):
     type_name = "csv_fallback"
+    store_namespace = NAMESPACE  # its tables: csv_slot_usage, csv_bookings
     Config = CsvFallbackConfig
 
     def __init__(self, config: CsvFallbackConfig, context: AdaptorContext) -> None:  # type: ignore[override]
@@ -68,6 +76,8 @@ class CsvFallbackAdaptor(AddressSource, Scheduler):
 
     # -- lifecycle -----------------------------------------------------------------------
     async def start(self) -> None:
+        if self.context.store is not None:
+            await self.context.store.ensure(METADATA)  # its own tables, created if missing
         await self._ensure_index()
 
     async def _ensure_index(self) -> PropertyIndex:
@@ -92,10 +102,10 @@ class CsvFallbackAdaptor(AddressSource, Scheduler):
             raise BackendUnavailable(f"property file for adaptor {self.name!r} not found")
 
     @property
-    def db(self) -> Database:
-        if self.context.database is None:
-            raise BackendUnavailable("the CSV fallback needs the gateway database")
-        return self.context.database
+    def db(self) -> Store:
+        if self.context.store is None:
+            raise BackendUnavailable("the CSV fallback needs a store for its diary")
+        return self.context.store
 
     # -- addresses ------------------------------------------------------------------------
     async def addresses(self, postcode: str) -> list[Property]:
@@ -200,6 +210,7 @@ class CsvFallbackAdaptor(AddressSource, Scheduler):
     async def _take(self, s: Any, trade: str, key: str) -> None:
         await insert_ignoring_conflict(
             s,
+            self.db.dialect,
             CsvSlotUsage.__table__,
             {
                 "council": self.context.council,
@@ -252,7 +263,7 @@ class CsvFallbackAdaptor(AddressSource, Scheduler):
     @staticmethod
     def _confirmation(key: str, reference: str) -> BookingConfirmation:
         start, end = parse_slot_key(key)
-        from gateway.slots import label_for
+        from repairs_gateway_sdk.slots import label_for
 
         return BookingConfirmation(
             start=start,

@@ -8,8 +8,8 @@ from datetime import date, datetime, timedelta
 import holidays
 
 from adaptors.csv_fallback.config import WEEKDAYS, CalendarConfig
-from gateway.slots import label_for
-from gateway.timeutil import at_london, parse_clock
+from repairs_gateway_sdk.slots import label_for
+from repairs_gateway_sdk.timeutil import at_london, parse_clock
 
 SUBDIVISIONS = {"england": "ENG", "wales": "WLS", "scotland": "SCT", "northern_ireland": "NIR"}
 

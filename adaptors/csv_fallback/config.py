@@ -7,9 +7,9 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from adaptors.base import AdaptorConfig
-from gateway.domain import Trade
-from gateway.timeutil import parse_clock
+from repairs_gateway_sdk.adaptor import AdaptorConfig
+from repairs_gateway_sdk.model import Trade
+from repairs_gateway_sdk.timeutil import parse_clock
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]

@@ -17,8 +17,8 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 from adaptors.kirona_drs.wire import as_london, listify, merged, raw_items
-from gateway.domain import VendorSlot
-from gateway.slots import label_for
+from repairs_gateway_sdk.model import VendorSlot
+from repairs_gateway_sdk.slots import label_for
 
 
 @dataclass(frozen=True)

@@ -40,8 +40,8 @@ from adaptors.soap import (
     retry_reads,
     wsdl_location,
 )
-from gateway.errors import BackendUnavailable
-from gateway.timeutil import today_london
+from repairs_gateway_sdk.errors import BackendUnavailable
+from repairs_gateway_sdk.timeutil import today_london
 
 log = structlog.get_logger("adaptors.kirona_drs")
 

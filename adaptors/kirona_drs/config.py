@@ -6,8 +6,8 @@ from typing import Literal
 
 from pydantic import Field, SecretStr, field_validator
 
-from adaptors.base import AdaptorConfig
-from gateway.domain import Priority, Trade
+from repairs_gateway_sdk.adaptor import AdaptorConfig
+from repairs_gateway_sdk.model import Priority, Trade
 
 DEFAULT_PRIORITY_MAP: dict[Priority, str] = {
     Priority.IMMEDIATE: "I",

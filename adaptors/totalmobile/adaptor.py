@@ -18,7 +18,6 @@ from urllib.parse import quote
 
 import structlog
 
-from adaptors.base import HEALTH_PROBE_REFERENCE, AdaptorContext, Scheduler
 from adaptors.totalmobile.client import SERVICE_CONNECT, TotalmobileClient
 from adaptors.totalmobile.config import TotalmobileConfig, WorkType
 from adaptors.totalmobile.errors import SYSTEM, OutcomeUnknown, error_detail, rejection
@@ -32,7 +31,15 @@ from adaptors.totalmobile.mapping import (
     visit_window,
     window_of,
 )
-from gateway.domain import (
+from repairs_gateway_sdk.adaptor import HEALTH_PROBE_REFERENCE, AdaptorContext, Scheduler
+from repairs_gateway_sdk.errors import (
+    BackendRejected,
+    BackendUnavailable,
+    GatewayError,
+    InvalidInput,
+    SlotUnavailable,
+)
+from repairs_gateway_sdk.model import (
     AvailabilityQuery,
     BookingConfirmation,
     BookingHandle,
@@ -43,15 +50,8 @@ from gateway.domain import (
     Trade,
     VendorSlot,
 )
-from gateway.errors import (
-    BackendRejected,
-    BackendUnavailable,
-    GatewayError,
-    InvalidInput,
-    SlotUnavailable,
-)
-from gateway.slots import label_for
-from gateway.timeutil import at_london, now, today_london
+from repairs_gateway_sdk.slots import label_for
+from repairs_gateway_sdk.timeutil import at_london, now, today_london
 
 log = structlog.get_logger("adaptors.totalmobile")
 

@@ -16,7 +16,7 @@ import structlog
 
 from adaptors import replies
 from adaptors.totalmobile.errors import SYSTEM, retry_after
-from gateway.errors import BackendAuthFailed, BackendRejected, BackendUnavailable
+from repairs_gateway_sdk.errors import BackendAuthFailed, BackendRejected, BackendUnavailable
 
 log = structlog.get_logger("adaptors.totalmobile.auth")
 

@@ -22,7 +22,7 @@ from adaptors.replies import Reply, ReplyTooLarge
 from adaptors.totalmobile.auth import TokenManager
 from adaptors.totalmobile.config import TotalmobileConfig
 from adaptors.totalmobile.errors import SYSTEM, OutcomeUnknown, retry_after
-from gateway.errors import BackendAuthFailed, BackendUnavailable
+from repairs_gateway_sdk.errors import BackendAuthFailed, BackendUnavailable
 
 log = structlog.get_logger("adaptors.totalmobile")
 

@@ -6,8 +6,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
-from adaptors.base import AdaptorConfig
-from gateway.domain import Trade
+from repairs_gateway_sdk.adaptor import AdaptorConfig
+from repairs_gateway_sdk.model import Trade
 
 
 class WorkType(BaseModel):

@@ -7,7 +7,7 @@ from typing import Any
 import httpx
 
 from adaptors.replies import Reply
-from gateway.errors import BackendRejected, BackendUnavailable
+from repairs_gateway_sdk.errors import BackendRejected, BackendUnavailable
 
 SYSTEM = "Totalmobile"
 Answer = Reply | httpx.Response

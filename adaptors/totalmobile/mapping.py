@@ -7,15 +7,15 @@ from datetime import date, datetime, time, timedelta
 from typing import Any, NamedTuple
 
 from adaptors.totalmobile.config import WorkType
-from gateway.domain import (
+from repairs_gateway_sdk.errors import InvalidInput
+from repairs_gateway_sdk.model import (
     PRIORITY_TARGET_DAYS,
     BookingOrder,
     RepairStatus,
     VendorSlot,
 )
-from gateway.errors import InvalidInput
-from gateway.slots import label_for
-from gateway.timeutil import at_london, london, now
+from repairs_gateway_sdk.slots import label_for
+from repairs_gateway_sdk.timeutil import at_london, london, now
 
 # Job statuses as Totalmobile reports them (compared case-insensitively).
 STATUS_MAP: dict[str, RepairStatus] = {

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from adaptors.base import AddressSource
 from contract_tests.checks import Run
 from contract_tests.spec import Fixtures
-from gateway.domain import Property
-from gateway.postcodes import normalise_postcode
+from repairs_gateway_sdk.adaptor import AddressSource
+from repairs_gateway_sdk.model import Property
+from repairs_gateway_sdk.postcodes import normalise_postcode
 
 
 def _postcode(fx: Fixtures) -> str:

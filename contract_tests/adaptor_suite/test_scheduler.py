@@ -8,7 +8,6 @@ from typing import Any
 
 import pytest
 
-from adaptors.base import AddressSource, Scheduler
 from contract_tests.checks import (
     Run,
     answer_or_clear_error,
@@ -18,7 +17,15 @@ from contract_tests.checks import (
     same_slot,
 )
 from contract_tests.spec import AdaptorSpec, Fixtures, scheduler_property
-from gateway.domain import (
+from repairs_gateway_sdk.adaptor import AddressSource, Scheduler
+from repairs_gateway_sdk.errors import (
+    BackendRejected,
+    GatewayError,
+    InvalidInput,
+    NotFound,
+    SlotUnavailable,
+)
+from repairs_gateway_sdk.model import (
     AvailabilityQuery,
     BookingConfirmation,
     BookingHandle,
@@ -28,15 +35,8 @@ from gateway.domain import (
     RepairStatus,
     VendorSlot,
 )
-from gateway.errors import (
-    BackendRejected,
-    GatewayError,
-    InvalidInput,
-    NotFound,
-    SlotUnavailable,
-)
-from gateway.references import new_reference
-from gateway.timeutil import today_london
+from repairs_gateway_sdk.references import new_reference
+from repairs_gateway_sdk.timeutil import today_london
 
 
 @pytest.fixture

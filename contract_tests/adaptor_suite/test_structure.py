@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from adaptors.base import Adaptor
 from contract_tests.spec import AdaptorSpec
 from contract_tests.structure import (
     check_bases,
@@ -14,6 +13,7 @@ from contract_tests.structure import (
     load_entry_point,
 )
 from gateway.plugins import discover
+from repairs_gateway_sdk.adaptor import Adaptor
 
 
 def _ok(problems: list[str]) -> None:

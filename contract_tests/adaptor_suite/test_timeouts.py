@@ -10,15 +10,15 @@ from typing import Any
 
 import pytest
 
-from adaptors.base import Adaptor, AddressSource, Scheduler, WorksOrderSink
 from contract_tests.backend import black_hole
 from contract_tests.checks import Run, expect_error
 from contract_tests.plugin import AdaptorFactory
 from contract_tests.spec import AdaptorSpec, scheduler_property, substitute
-from gateway.domain import AvailabilityQuery, Contact, WorksOrder
-from gateway.errors import BackendUnavailable
-from gateway.references import new_reference
-from gateway.timeutil import today_london
+from repairs_gateway_sdk.adaptor import Adaptor, AddressSource, Scheduler, WorksOrderSink
+from repairs_gateway_sdk.errors import BackendUnavailable
+from repairs_gateway_sdk.model import AvailabilityQuery, Contact, WorksOrder
+from repairs_gateway_sdk.references import new_reference
+from repairs_gateway_sdk.timeutil import today_london
 
 
 def _calls(adaptor: Adaptor, spec: AdaptorSpec) -> list[tuple[str, Callable[[], Awaitable[Any]]]]:

@@ -6,13 +6,13 @@ from datetime import timedelta
 
 import pytest
 
-from adaptors.base import WorksOrderSink
 from contract_tests.checks import Run, expect_error
 from contract_tests.spec import Fixtures
-from gateway.domain import Contact, WorksOrder
-from gateway.errors import BackendRejected, InvalidInput, NotFound
-from gateway.references import new_reference
-from gateway.timeutil import now
+from repairs_gateway_sdk.adaptor import WorksOrderSink
+from repairs_gateway_sdk.errors import BackendRejected, InvalidInput, NotFound
+from repairs_gateway_sdk.model import Contact, WorksOrder
+from repairs_gateway_sdk.references import new_reference
+from repairs_gateway_sdk.timeutil import now
 
 
 def _order(fx: Fixtures, property_id: str, reference: str | None = None) -> WorksOrder:

@@ -18,10 +18,10 @@ from gateway.api.admin import AdminDep
 from gateway.api.contract import responses
 from gateway.api.routes import Access
 from gateway.auth import ROLES, key_state
-from gateway.errors import InvalidInput, NotFound
 from gateway.outbox import drop, replay
 from gateway.storage.models import ApiKey
-from gateway.timeutil import now
+from repairs_gateway_sdk.errors import InvalidInput, NotFound
+from repairs_gateway_sdk.timeutil import now
 
 router = APIRouter(prefix="/v1/councils/{council}/admin", tags=["admin"])
 LOCAL = responses(401, 403, 404, 422, 429)

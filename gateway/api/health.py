@@ -17,12 +17,12 @@ from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.responses import Response
 
-from adaptors.base import capabilities_of
 from gateway.api.problems import BASE, PROBLEM
-from gateway.errors import GatewayError
 from gateway.plugins import discover
 from gateway.probes import ProbeResult
 from gateway.runtime import Runtime
+from repairs_gateway_sdk.adaptor import capabilities_of
+from repairs_gateway_sdk.errors import GatewayError
 
 router = APIRouter(tags=["operations"])
 CHECK_TIMEOUT = 3.0

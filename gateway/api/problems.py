@@ -12,7 +12,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from gateway.errors import BackendUnavailable, GatewayError, RateLimited
+from repairs_gateway_sdk.errors import BackendUnavailable, GatewayError, RateLimited
 
 PROBLEM = "application/problem+json"
 BASE = "https://repairs-gateway.dev/problems/"

@@ -19,7 +19,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Sequence
 
-from gateway.errors import RateLimited, Unauthorized
+from repairs_gateway_sdk.errors import RateLimited, Unauthorized
 
 ISSUER = "Housing Repairs Online Api"
 AUDIENCE = "Housing Repairs Online"

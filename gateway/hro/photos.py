@@ -4,7 +4,7 @@ Checked from the bytes (not the file name), stored with the repair in the databa
 replica sees it), never logged, shown to staff through the admin API, purged after the
 council's ``photo_retention_days`` (a delayed outbox item, and any overdue ones whenever a
 photo is stored), and passed to the housing system when the repair's works-order adaptor
-implements ``adaptors.base.AttachmentSink``.
+implements ``repairs_gateway_sdk.adaptor.AttachmentSink``.
 """
 
 from __future__ import annotations
@@ -19,11 +19,11 @@ from typing import TYPE_CHECKING, Any
 import structlog
 from sqlalchemy import delete, select, update
 
-from adaptors.base import Attachment, AttachmentSink
-from gateway.errors import InvalidInput
 from gateway.outbox import Retry, enqueue
 from gateway.storage.models import Repair, RepairPhoto
-from gateway.timeutil import now
+from repairs_gateway_sdk.adaptor import Attachment, AttachmentSink
+from repairs_gateway_sdk.errors import InvalidInput
+from repairs_gateway_sdk.timeutil import now
 
 if TYPE_CHECKING:
     from gateway.councils import Council
@@ -189,7 +189,7 @@ def register_outbox(worker: OutboxWorker, gateway: Gateway) -> None:
 
 
 def photo_meta(p: RepairPhoto) -> dict[str, Any]:
-    from gateway.timeutil import london
+    from repairs_gateway_sdk.timeutil import london
 
     return {
         "id": p.id,

@@ -32,16 +32,6 @@ from gateway.api.problems import problem
 from gateway.api.schemas import EMAIL, PHONE
 from gateway.booking import NewRepair, handle_of
 from gateway.councils import Council
-from gateway.domain import PRIORITY_TARGET_DAYS, Contact, JobSpec, Priority
-from gateway.errors import (
-    BackendUnavailable,
-    Conflict,
-    GatewayError,
-    InvalidInput,
-    NotFound,
-    RateLimited,
-    SlotUnavailable,
-)
 from gateway.hro.auth import AddressLimiter, TokenSigner
 from gateway.hro.config import HroConfig, council_hro
 from gateway.hro.photos import Photo, decode_photo, store_photo
@@ -59,8 +49,18 @@ from gateway.runtime import Runtime
 from gateway.service import OfferedSlot
 from gateway.storage.models import HroRepair, IdempotencyRecord, OutboxItem, Repair
 from gateway.text import SafeText
-from gateway.timeutil import london, now, today_london
 from mappings.triage import TriageLookupError, TriageOption, TriageSet, TriageTree
+from repairs_gateway_sdk.errors import (
+    BackendUnavailable,
+    Conflict,
+    GatewayError,
+    InvalidInput,
+    NotFound,
+    RateLimited,
+    SlotUnavailable,
+)
+from repairs_gateway_sdk.model import PRIORITY_TARGET_DAYS, Contact, JobSpec, Priority
+from repairs_gateway_sdk.timeutil import london, now, today_london
 
 log = structlog.get_logger("gateway.hro")
 router = APIRouter(prefix="/hro/{council}", tags=["hro"], include_in_schema=False)
@@ -212,7 +212,7 @@ async def authentication(call: Call, _: str | None) -> Response:
     if hro.auth == "token":
         presented = call.query.get("identifier") or ""
         if not hro.identifier_matches(presented, hro.identifier_hash()):
-            from gateway.errors import Unauthorized
+            from repairs_gateway_sdk.errors import Unauthorized
 
             raise Unauthorized("the identifier is not valid")
     token = _state(call.rt).signer.issue(call.council.id, hro.token_seconds)

@@ -12,9 +12,9 @@ import re
 from datetime import UTC, datetime
 from typing import Any
 
-from gateway.domain import Property
-from gateway.errors import InvalidInput
-from gateway.timeutil import LONDON, london
+from repairs_gateway_sdk.errors import InvalidInput
+from repairs_gateway_sdk.model import Property
+from repairs_gateway_sdk.timeutil import LONDON, london
 
 REPAIR_TYPES = {"tenant": "tenant", "communal": "communal", "leasehold": "leasehold"}
 # what N&S's find answers as repairType (and sends back in the change flow's slot path)

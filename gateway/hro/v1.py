@@ -11,10 +11,10 @@ from sqlalchemy import select
 
 from gateway.api.admin import AdminDep
 from gateway.api.routes import PROBLEMS, AccessDep
-from gateway.errors import NotFound
 from gateway.hro.photos import photo_meta
 from gateway.storage.models import RepairPhoto
 from mappings.triage import REPAIR_TYPES, option_to_dict
+from repairs_gateway_sdk.errors import NotFound
 
 router = APIRouter(prefix="/v1/councils/{council}", tags=["repairs"])
 

@@ -8,8 +8,8 @@ capabilities by inheriting from the abstract bases below:
 - ``Scheduler``: availability, book, reschedule, cancel, status.
 - ``WorksOrderSink``: raise and cancel a works order in a housing management system.
 
-Adaptors speak only the common model (``gateway.domain``) and raise only the gateway's error
-taxonomy (``gateway.errors``). Every network call must have a timeout; only reads may be
+Adaptors speak only the common model (``repairs_gateway_sdk.model``) and raise only the error
+taxonomy (``repairs_gateway_sdk.errors``). Every network call must have a timeout; only reads may be
 retried. A booking call receives the gateway reference, which the adaptor uses as the vendor's
 order key so that a retried booking can be found instead of created twice.
 """
@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, ClassVar
 
 from pydantic import BaseModel, ConfigDict
 
-from gateway.domain import (
+from repairs_gateway_sdk.model import (
     AvailabilityQuery,
     BookingConfirmation,
     BookingHandle,
@@ -36,7 +36,7 @@ from gateway.domain import (
 )
 
 if TYPE_CHECKING:
-    from gateway.storage.database import Database
+    from repairs_gateway_sdk.store import Store
 
 
 # What ``check_health`` may look up to touch a backend cheaply: a reference no booking has.
@@ -55,7 +55,8 @@ class AdaptorContext:
     name: str
     config_dir: Path
     data_dir: Path
-    database: Database | None = None
+    # the adaptor's namespaced store, for adaptors that keep state (see repairs_gateway_sdk.store)
+    store: Store | None = None
 
     def resolve(self, path: str | Path) -> Path:
         """Resolve a path option relative to the council's configuration directory."""
@@ -66,6 +67,9 @@ class AdaptorContext:
 class Adaptor(ABC):  # noqa: B024 - capabilities add the abstract methods
     type_name: ClassVar[str]
     Config: ClassVar[type[AdaptorConfig]]
+    # Adaptors that keep state name the prefix of their tables; they are then given a store
+    # (``context.store``, see repairs_gateway_sdk.store). Stateless adaptors leave it None.
+    store_namespace: ClassVar[str | None] = None
 
     def __init__(self, config: AdaptorConfig, context: AdaptorContext) -> None:
         self.config = config

@@ -203,6 +203,7 @@ class Contact(BaseModel):
     name: str | None = None
     phone: str | None = None
     email: str | None = None
+    language: str | None = None  # "cy": messages in Welsh where the council has Welsh templates
 
 
 class BookingOrder(BaseModel):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime, time
 
-from gateway.timeutil import london
+from repairs_gateway_sdk.timeutil import london
 
 
 def label_for(start: datetime, end: datetime) -> str:

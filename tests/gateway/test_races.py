@@ -12,11 +12,12 @@ from alembic import command
 from alembic.config import Config as AlembicConfig
 from sqlalchemy import select
 
-from gateway.errors import BackendUnavailable
+from adaptors.csv_fallback.tables import CsvSlotUsage
 from gateway.outbox import enqueue
 from gateway.resilience import CallStats, CircuitBreaker, Guarded
 from gateway.storage.database import MIGRATIONS, sync_url
-from gateway.storage.models import CsvSlotUsage, OutboxItem
+from gateway.storage.models import OutboxItem
+from repairs_gateway_sdk.errors import BackendUnavailable
 from tests.gatewaykit import demo_council, running_gateway
 
 BASE = "/v1/councils/demo"

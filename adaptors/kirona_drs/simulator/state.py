@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
-from gateway.timeutil import LONDON
+from repairs_gateway_sdk.timeutil import LONDON
 
 TEMPLATES: list[tuple[time, time]] = [
     (time(8, 0), time(12, 0)),

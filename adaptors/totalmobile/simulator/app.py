@@ -18,7 +18,7 @@ from fastapi.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from adaptors.totalmobile.simulator.state import SCOPES, Rule, SimState
-from gateway.timeutil import today_london
+from repairs_gateway_sdk.timeutil import today_london
 
 POSTCODE = re.compile(r"^[A-Z]{1,2}[0-9][A-Z0-9]? ?[0-9][A-Z]{2}$", re.I)
 JOB_STATUSES = {"Unscheduled", "Scheduled", "Allocated", "InProgress", "Completed"}

@@ -11,8 +11,8 @@ from typing import Any
 
 import holidays
 
-from gateway.domain import Trade
-from gateway.timeutil import at_london, today_london
+from repairs_gateway_sdk.model import Trade
+from repairs_gateway_sdk.timeutil import at_london, today_london
 
 SCOPES = {"optimise", "serviceconnect"}
 

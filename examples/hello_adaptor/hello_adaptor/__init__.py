@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
-from adaptors.base import AdaptorConfig, AddressSource
-from gateway.domain import Property
-from gateway.postcodes import normalise_postcode
+from repairs_gateway_sdk.adaptor import AdaptorConfig, AddressSource
+from repairs_gateway_sdk.model import Property
+from repairs_gateway_sdk.postcodes import normalise_postcode
 
 
 class HelloProperty(BaseModel):

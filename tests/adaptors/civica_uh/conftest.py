@@ -10,8 +10,8 @@ from typing import Any
 import httpx
 import pytest
 
-from adaptors.base import AdaptorContext
 from adaptors.civica_uh import CivicaUHAdaptor
+from repairs_gateway_sdk.adaptor import AdaptorContext
 from tests.simulators import running_simulator
 
 ROOT = Path(__file__).resolve().parents[3]

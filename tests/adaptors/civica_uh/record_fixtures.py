@@ -11,9 +11,9 @@ from pathlib import Path
 import httpx
 from lxml import etree
 
-from adaptors.base import AdaptorContext
 from adaptors.civica_uh import CivicaUHAdaptor
-from gateway.domain import Contact, JobSize, JobSpec, Trade, WorksOrder
+from repairs_gateway_sdk.adaptor import AdaptorContext
+from repairs_gateway_sdk.model import Contact, JobSize, JobSpec, Trade, WorksOrder
 from tests.simulators import running_simulator
 
 from .conftest import ROOT, Sim

@@ -8,8 +8,16 @@ from collections.abc import Callable
 import pytest
 
 from adaptors.civica_uh import CivicaUHAdaptor
-from gateway.domain import Contact, JobSize, JobSpec, Priority, PropertyKind, Trade, WorksOrder
-from gateway.errors import BackendAuthFailed, BackendRejected, BackendUnavailable
+from repairs_gateway_sdk.errors import BackendAuthFailed, BackendRejected, BackendUnavailable
+from repairs_gateway_sdk.model import (
+    Contact,
+    JobSize,
+    JobSpec,
+    Priority,
+    PropertyKind,
+    Trade,
+    WorksOrder,
+)
 
 from .conftest import Sim
 

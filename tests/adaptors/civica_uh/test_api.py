@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import update
 
 from gateway.storage.models import OutboxItem
-from gateway.timeutil import now
+from repairs_gateway_sdk.timeutil import now
 
 from .conftest import Sim
 

@@ -13,8 +13,16 @@ import respx
 from lxml import etree
 
 from adaptors.civica_uh import CivicaUHAdaptor
-from gateway.domain import Contact, JobSize, JobSpec, Priority, PropertyKind, Trade, WorksOrder
-from gateway.errors import BackendRejected, BackendUnavailable
+from repairs_gateway_sdk.errors import BackendRejected, BackendUnavailable
+from repairs_gateway_sdk.model import (
+    Contact,
+    JobSize,
+    JobSpec,
+    Priority,
+    PropertyKind,
+    Trade,
+    WorksOrder,
+)
 
 from .conftest import ROOT
 from .record_fixtures import fixture_name

@@ -8,7 +8,7 @@ from collections.abc import Callable
 import pytest
 
 from adaptors.civica_uh import CivicaUHAdaptor
-from gateway.domain import PropertyKind
+from repairs_gateway_sdk.model import PropertyKind
 
 from .conftest import VENDOR_WSDL, Sim
 

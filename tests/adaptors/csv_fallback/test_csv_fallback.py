@@ -7,12 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from adaptors.base import AdaptorContext
 from adaptors.csv_fallback import CsvFallbackAdaptor, CsvFallbackConfig
 from adaptors.csv_fallback.calendar import Calendar
 from adaptors.csv_fallback.config import CalendarConfig
-from gateway.errors import BackendUnavailable
-from gateway.timeutil import LONDON
+from repairs_gateway_sdk.adaptor import AdaptorContext
+from repairs_gateway_sdk.errors import BackendUnavailable
+from repairs_gateway_sdk.timeutil import LONDON
 
 
 def adaptor(tmp_path: Path, csv_text: str, **opts: object) -> CsvFallbackAdaptor:

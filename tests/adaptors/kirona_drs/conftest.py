@@ -10,9 +10,9 @@ from typing import Any
 import httpx
 import pytest
 
-from adaptors.base import AdaptorContext
 from adaptors.kirona_drs import KironaDRSAdaptor, KironaDRSConfig
-from gateway.domain import JobSize, JobSpec, Property, Trade
+from repairs_gateway_sdk.adaptor import AdaptorContext
+from repairs_gateway_sdk.model import JobSize, JobSpec, Property, Trade
 from tests.simulators import running_simulator
 
 ROOT = Path(__file__).resolve().parents[3]

@@ -8,7 +8,13 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 
 from adaptors.kirona_drs import KironaDRSAdaptor
-from gateway.domain import (
+from repairs_gateway_sdk.errors import (
+    BackendAuthFailed,
+    BackendUnavailable,
+    InvalidInput,
+    SlotUnavailable,
+)
+from repairs_gateway_sdk.model import (
     AvailabilityQuery,
     BookingHandle,
     BookingOrder,
@@ -20,13 +26,7 @@ from gateway.domain import (
     Trade,
     VendorSlot,
 )
-from gateway.errors import (
-    BackendAuthFailed,
-    BackendUnavailable,
-    InvalidInput,
-    SlotUnavailable,
-)
-from gateway.timeutil import LONDON
+from repairs_gateway_sdk.timeutil import LONDON
 from tests.adaptors.kirona_drs.conftest import PLUMBING, PROPERTY, AdaptorFactory, Sim
 
 OTHER = Property(id="000456", address_lines=["2 High Street"], postcode="LN1 1AA")

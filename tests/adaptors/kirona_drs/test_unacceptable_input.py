@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from gateway.errors import BackendCannotAccept
 from gateway.resilience import CallStats, CircuitBreaker, Guarded
+from repairs_gateway_sdk.errors import BackendCannotAccept
 from tests.adaptors.kirona_drs.conftest import AdaptorFactory, Sim
 from tests.adaptors.kirona_drs.test_adaptor_sim import order, query
 

@@ -12,10 +12,16 @@ import pytest
 import respx
 from lxml import etree
 
-from adaptors.base import AdaptorContext
 from adaptors.kirona_drs import KironaDRSAdaptor, KironaDRSConfig
 from adaptors.kirona_drs.adaptor import order_comments
-from gateway.domain import (
+from repairs_gateway_sdk.adaptor import AdaptorContext
+from repairs_gateway_sdk.errors import (
+    BackendAuthFailed,
+    BackendRejected,
+    BackendUnavailable,
+    InvalidInput,
+)
+from repairs_gateway_sdk.model import (
     AvailabilityQuery,
     BookingOrder,
     Contact,
@@ -26,8 +32,7 @@ from gateway.domain import (
     Trade,
     VendorSlot,
 )
-from gateway.errors import BackendAuthFailed, BackendRejected, BackendUnavailable, InvalidInput
-from gateway.timeutil import LONDON
+from repairs_gateway_sdk.timeutil import LONDON
 from tests.adaptors.kirona_drs.conftest import PLUMBING, PROPERTY, SUBSET_WSDL
 
 ENDPOINT = "http://drs.test/DRSService"

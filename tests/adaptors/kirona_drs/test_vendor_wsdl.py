@@ -6,7 +6,13 @@ from datetime import date
 
 import pytest
 
-from gateway.domain import AvailabilityQuery, BookingHandle, BookingOrder, Contact, RepairStatus
+from repairs_gateway_sdk.model import (
+    AvailabilityQuery,
+    BookingHandle,
+    BookingOrder,
+    Contact,
+    RepairStatus,
+)
 from tests.adaptors.kirona_drs.conftest import PLUMBING, PROPERTY, VENDOR_WSDL, AdaptorFactory, Sim
 
 pytestmark = pytest.mark.skipif(

@@ -9,8 +9,8 @@ from typing import Any
 import httpx
 import pytest
 
-from adaptors.base import AdaptorContext
 from adaptors.totalmobile import TotalmobileAdaptor, TotalmobileConfig
+from repairs_gateway_sdk.adaptor import AdaptorContext
 from tests.simulators import running_simulator
 
 CLIENT_ID, CLIENT_SECRET, WORLD = "repairs-gateway", "s3cret", "housing-repairs"

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date, timedelta
 from typing import Any
 
-from gateway.domain import (
+from repairs_gateway_sdk.model import (
     AvailabilityQuery,
     BookingHandle,
     BookingOrder,
@@ -17,7 +17,7 @@ from gateway.domain import (
     Trade,
     VendorSlot,
 )
-from gateway.timeutil import today_london
+from repairs_gateway_sdk.timeutil import today_london
 
 PROPERTY = Property(
     id="00012345",

@@ -11,7 +11,7 @@ import pytest
 import respx
 
 from adaptors.totalmobile.auth import TokenManager
-from gateway.errors import BackendAuthFailed, BackendUnavailable
+from repairs_gateway_sdk.errors import BackendAuthFailed, BackendUnavailable
 from tests.adaptors.totalmobile.conftest import make_adaptor
 from tests.adaptors.totalmobile.factories import handle
 
