@@ -180,7 +180,7 @@ def parse_table(text: str, source: str = "<table>") -> tuple[SorTable, list[Line
 
 def load_table(path: Path) -> SorTable:
     """Load a table, raising ``MappingTableError`` listing every bad line."""
-    table, errors = parse_table(path.read_text(encoding="utf-8-sig"), source=str(path))
+    table, errors = parse_table(read_table_text(path), source=str(path))
     if errors:
         raise MappingTableError(errors)
     return table

@@ -49,10 +49,28 @@ class PropertyFileError(ValueError):
     pass
 
 
+def file_encoding(path: Path) -> str:
+    """UTF-8 (with or without BOM), UTF-16 (BOM) or, when the first 64 KiB are not UTF-8,
+    Windows-1252 (Excel's CSV on a UK Windows PC). ``repairs-gateway check`` reads the same
+    (gateway/textfiles.py) and refuses, with the line, what none of them can read."""
+    with path.open("rb") as fh:
+        head = fh.read(65_536)
+    if head.startswith(b"\xef\xbb\xbf"):
+        return "utf-8-sig"
+    if head.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return "utf-16"
+    try:
+        head.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        if exc.start < len(head) - 4:  # not merely a character cut at the end of the sample
+            return "windows-1252"
+    return "utf-8"
+
+
 def _rows(
     path: Path,
 ) -> Iterator[tuple[str, str | None, str, str, str, str | None, int, str | None]]:
-    with path.open(newline="", encoding="utf-8-sig") as fh:
+    with path.open(newline="", encoding=file_encoding(path)) as fh:
         reader = csv.reader(fh)
         try:
             header = [h.strip().lower() for h in next(reader)]
@@ -147,9 +165,18 @@ def build_index(csv_path: Path, index_path: Path) -> int:
         conn.execute("INSERT INTO meta VALUES ('fingerprint', ?)", (fingerprint(csv_path),))
         conn.commit()
     except sqlite3.IntegrityError:
+        dupes = [
+            str(r[0])
+            for r in conn.execute(
+                "SELECT id FROM properties GROUP BY id HAVING count(*) > 1 ORDER BY id LIMIT 5"
+            )
+        ]
         conn.close()
         tmp.unlink(missing_ok=True)
-        raise PropertyFileError(f"{csv_path}: duplicate property_id") from None
+        named = f": {', '.join(map(repr, dupes))}" if dupes else ""
+        raise PropertyFileError(
+            f"{csv_path}: duplicate property_id{named} (`repairs-gateway check` lists the lines)"
+        ) from None
     except BaseException:
         conn.close()
         tmp.unlink(missing_ok=True)

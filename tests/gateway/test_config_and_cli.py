@@ -39,7 +39,7 @@ def test_check_names_file_line_and_key(tmp_path: Path, monkeypatch) -> None:  # 
     out = result.output
     assert f"{tmp_path / 'demo.yaml'}:" in out and "missing_adaptor" in out
     assert "other.yaml:5: adaptors.x.type: unknown adaptor type 'no_such_type'" in out
-    assert "other.yaml:11: adaptors.y.options.colour: Extra inputs are not permitted" in out
+    assert "other.yaml:11: adaptors.y.options.colour: unknown key 'colour'" in out
     assert (
         "third.yaml:7: adaptors.a.options.properties_file: environment variable "
         "RGW_TEST_UNSET_VAR is not set" in out
