@@ -2,8 +2,9 @@
 
 Adds the ``WebRequest`` header fields to every ``dto``, bounds every call (one deadline for
 connect, send, transfer and parsing; a cap on the reply's decompressed bytes; big replies parsed
-off the event loop - ``adaptors.soap.BoundedService``), retries reads (only) on connection errors
-and timeouts, and maps SOAP faults and ``Success=false`` replies to the gateway's error taxonomy.
+off the event loop - ``repairs_gateway_sdk.soap.BoundedService``), retries reads (only) on
+connection errors and timeouts, and maps SOAP faults and ``Success=false`` replies to the
+error taxonomy.
 An empty or non-SOAP reply is never an answer (ADR 0004). Never logs request or reply
 contents.
 """
@@ -16,14 +17,14 @@ import structlog
 import zeep.exceptions as zx
 from lxml import etree
 
-from adaptors.replies import Reply
-from adaptors.soap import BoundedService, map_soap_error, retry_reads, soap_envelope
 from repairs_gateway_sdk.errors import (
     BackendAuthFailed,
     BackendRejected,
     BackendUnavailable,
     GatewayError,
 )
+from repairs_gateway_sdk.replies import Reply
+from repairs_gateway_sdk.soap import BoundedService, map_soap_error, retry_reads, soap_envelope
 
 log = structlog.get_logger("adaptors.civica_uh")
 SYSTEM = "Civica UH"

@@ -5,9 +5,10 @@ under an ``asyncio.Lock``), reused for the London calendar day they were opened 
 once when DRS says the session is invalid (or the day has changed) and closed by ``close``.
 Reads are retried (bounded, jittered) on connection errors and timeouts; writes never are -
 the adaptor decides what to do with a lost write reply (it looks the order up first). Every call
-is one bounded exchange (``adaptors.soap.BoundedService``): ``timeout_seconds`` covers connect,
-send, reply and parsing, the reply is capped at ``max_reply_bytes`` decompressed, and a big
-reply is parsed (zeep's mapping and ``check_reply`` included) off the event loop.
+is one bounded exchange (``repairs_gateway_sdk.soap.BoundedService``): ``timeout_seconds``
+covers connect, send, reply and parsing, the reply is capped at ``max_reply_bytes``
+decompressed, and a big reply is parsed (zeep's mapping and ``check_reply`` included) off
+the event loop.
 """
 
 from __future__ import annotations
@@ -31,7 +32,8 @@ from adaptors.kirona_drs.wire import (
     failure_to_gateway,
     request_for,
 )
-from adaptors.soap import (
+from repairs_gateway_sdk.errors import BackendUnavailable
+from repairs_gateway_sdk.soap import (
     BoundedService,
     bounded_service,
     client_for,
@@ -40,7 +42,6 @@ from adaptors.soap import (
     retry_reads,
     wsdl_location,
 )
-from repairs_gateway_sdk.errors import BackendUnavailable
 from repairs_gateway_sdk.timeutil import today_london
 
 log = structlog.get_logger("adaptors.kirona_drs")

@@ -52,8 +52,7 @@ from zeep.transports import AsyncTransport
 from zeep.wsdl import Document
 from zeep.wsdl.utils import etree_to_string
 
-from adaptors import replies
-from adaptors.replies import DeadlineExceeded, MiB, Reply
+from repairs_gateway_sdk import replies
 from repairs_gateway_sdk.errors import (
     BackendAuthFailed,
     BackendCannotAccept,
@@ -61,6 +60,7 @@ from repairs_gateway_sdk.errors import (
     BackendUnavailable,
     GatewayError,
 )
+from repairs_gateway_sdk.replies import DeadlineExceeded, MiB, Reply
 
 T = TypeVar("T")
 
