@@ -22,13 +22,14 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import delete, select, update
 
-from gateway.errors import Forbidden, Unauthorized
 from gateway.ratelimit import SharedRateLimiter
 from gateway.storage.database import Database, rowcount
 from gateway.storage.models import ApiKey
-from gateway.timeutil import now
+from repairs_gateway_sdk.errors import Forbidden, Unauthorized
+from repairs_gateway_sdk.timeutil import now
 
-ROLES = ("frontend", "admin")
+# test: a front end's key for sandbox councils only (gateway/sandbox.py), never a real backend
+ROLES = ("frontend", "admin", "test")
 CACHE_SECONDS = 10.0  # a revoked key is refused by every replica within this
 CACHE_KEYS = 10_000  # known keys kept
 CACHE_MISSES = 1_000  # ids that do not exist, kept (an unauthenticated caller can make these)
@@ -59,9 +60,13 @@ class Principal:
     role: str
     rate_per_minute: int
 
-    def check_council(self, council: str) -> None:
+    def check_council(self, council: str, sandbox: bool = False) -> None:
+        """``sandbox``: the council is a sandbox (gateway/sandbox.py); a test key acts for
+        nothing else, wherever the caller does not say so."""
         if council not in self.councils and "*" not in self.councils:
             raise Forbidden("this API key is not allowed to act for that council", field="council")
+        if self.role == "test" and not sandbox:
+            raise Forbidden("a test key acts only for sandbox councils", field="council")
 
     def check_admin(self) -> None:
         if self.role != "admin":

@@ -24,7 +24,21 @@ from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 
 from gateway.councils import Council
-from gateway.domain import (
+from gateway.metrics import counts_bookings
+from gateway.notifications import Notifications
+from gateway.outbox import OutboxWorker, Retry, enqueue
+from gateway.service import Gateway
+from gateway.storage.models import IdempotencyRecord, OutboxItem, Repair
+from repairs_gateway_sdk.errors import (
+    BackendUnavailable,
+    Conflict,
+    GatewayError,
+    InvalidInput,
+    NotAttempted,
+    NotFound,
+    SlotUnavailable,
+)
+from repairs_gateway_sdk.model import (
     BookingConfirmation,
     BookingHandle,
     BookingOrder,
@@ -38,22 +52,8 @@ from gateway.domain import (
     VendorSlot,
     WorksOrder,
 )
-from gateway.errors import (
-    BackendUnavailable,
-    Conflict,
-    GatewayError,
-    InvalidInput,
-    NotAttempted,
-    NotFound,
-    SlotUnavailable,
-)
-from gateway.metrics import counts_bookings, notification
-from gateway.notify import Notifier, personalisation
-from gateway.outbox import OutboxWorker, Retry, enqueue
-from gateway.references import new_reference, normalise_reference
-from gateway.service import Gateway
-from gateway.storage.models import IdempotencyRecord, OutboxItem, Repair
-from gateway.timeutil import now
+from repairs_gateway_sdk.references import new_reference, normalise_reference
+from repairs_gateway_sdk.timeutil import now
 
 log = structlog.get_logger("gateway.booking")
 RECONCILE_AFTER_SECONDS = 120
@@ -83,7 +83,7 @@ class NewRepair:
 
 def repair_view(r: Repair) -> dict[str, Any]:
     """The public representation of a repair (no contact details)."""
-    from gateway.timeutil import london
+    from repairs_gateway_sdk.timeutil import london
 
     appointment = None
     if r.slot_start and r.slot_end and r.status in SHOWS_APPOINTMENT:
@@ -156,15 +156,12 @@ class Bookings:
         worker.register("booking.compensate", self._compensate)
         worker.register("works_order.raise", self._raise_works_order)
         worker.register("works_order.cancel", self._cancel_works_order)
-        worker.register("notification.send", self._send_notification)
         from gateway.hro.photos import register_outbox  # HRO photos: purge, attach
 
         register_outbox(worker, gateway)
-        self.notifiers = {
-            cid: Notifier(c.config.notifications)
-            for cid, c in gateway.councils.items()
-            if c.config.notifications is not None
-        }
+        # resident messages, reminders and delivery receipts (gateway/notifications.py)
+        self.notifications = Notifications(gateway, worker)
+        self.notifiers = self.notifications.notifiers
 
     # -- helpers --------------------------------------------------------------------------
     def _slot_from_token(
@@ -407,12 +404,11 @@ class Bookings:
         if sink is not None:
             r.works_order_adaptor = sink
             enqueue(s, council.id, "works_order.raise", {"reference": r.reference})
-        self._notify(s, council, r, "booked" if r.status == "booked" else r.status)
+        await self._notify(s, council, r, "booked" if r.status == "booked" else r.status)
 
-    def _notify(self, s: Any, council: Council, r: Repair, event: str) -> None:
-        notifier = self.notifiers.get(council.id)
-        if notifier is not None and notifier.wants(event):
-            enqueue(s, council.id, "notification.send", {"reference": r.reference, "event": event})
+    async def _notify(self, s: Any, council: Council, r: Repair, event: str) -> None:
+        """Messages (and the reminder) for ``event``, from the repair as it is now."""
+        await self.notifications.on_event(s, council, r, event)
 
     async def _fail(
         self,
@@ -466,7 +462,7 @@ class Bookings:
             moved = row.status == RepairStatus.BOOKED
             if moved:
                 self._apply_confirmation(row, conf, slot)
-                self._notify(s, council, row, "rescheduled")
+                await self._notify(s, council, row, "rescheduled")
             else:  # cancelled meanwhile: take back what the move just booked
                 enqueue(s, council.id, "booking.compensate", {"reference": row.reference})
             view = repair_view(row)
@@ -497,7 +493,7 @@ class Bookings:
             row.status = RepairStatus.CANCELLED.value
             if row.works_order_adaptor:
                 enqueue(s, council.id, "works_order.cancel", {"reference": row.reference})
-            self._notify(s, council, row, "cancelled")
+            await self._notify(s, council, row, "cancelled")
             view = repair_view(row)
         self.worker.wake()
         return view
@@ -560,7 +556,7 @@ class Bookings:
                 )
             ).scalar_one_or_none()
             if st.status == RepairStatus.BOOKED and st.start and st.end:
-                from gateway.slots import label_for
+                from repairs_gateway_sdk.slots import label_for
 
                 row.status = RepairStatus.BOOKED.value
                 row.slot_start, row.slot_end = st.start, st.end
@@ -608,20 +604,6 @@ class Bookings:
             row.works_order_ref = vendor_ref
             if row.status == RepairStatus.CANCELLED:
                 enqueue(s, council.id, "works_order.cancel", {"reference": r.reference})
-
-    async def _send_notification(self, item: OutboxItem) -> None:
-        loaded = await self._load(item)
-        notifier = self.notifiers.get(item.council)
-        if loaded is None or notifier is None:
-            return
-        _, r = loaded
-        values = personalisation(r.reference, r.status, r.slot_start, r.slot_end)
-        try:
-            sent = await notifier.send(str(item.payload["event"]), dict(r.contact or {}), values)
-        except GatewayError as exc:
-            notification(item.council, exc.slug)
-            raise
-        notification(item.council, "sent", sent)
 
     async def _cancel_works_order(self, item: OutboxItem) -> None:
         loaded = await self._load(item)

@@ -352,6 +352,11 @@ def demo(
 
 def _demo(settings: Settings, host: str, port: int, with_simulators: bool) -> None:
     asyncio.run(_ensure_demo_key(settings, ["demo", "lincoln"] if with_simulators else ["demo"]))
+    from gateway.sandbox import SANDBOX_KEY, ensure_sandbox_key
+
+    sandboxes = ["sandbox"] if (settings.config_dir / "sandbox.yaml").is_file() else []
+    if sandboxes:  # the sandbox council and its test key (adaptors/sandbox/README.md)
+        asyncio.run(ensure_sandbox_key(settings, sandboxes))
     _serve(
         settings,
         host,
@@ -359,7 +364,8 @@ def _demo(settings: Settings, host: str, port: int, with_simulators: bool) -> No
         banner=(
             f"Repairs gateway demo on http://{host}:{port}  (docs: http://{host}:{port}/docs)\n"
             f"Demo API key (local only): {DEMO_KEY}\n"
-            f"Try: curl -H 'Authorization: Bearer {DEMO_KEY}' "
+            + (f"Sandbox test key (council 'sandbox' only): {SANDBOX_KEY}\n" if sandboxes else "")
+            + f"Try: curl -H 'Authorization: Bearer {DEMO_KEY}' "
             f"'http://{host}:{port}/v1/councils/demo/addresses?postcode=LN1%201AA'"
         ),
     )
@@ -536,7 +542,7 @@ def keys_create(
     from datetime import timedelta
 
     from gateway.auth import ROLES, KeyStore
-    from gateway.timeutil import now
+    from repairs_gateway_sdk.timeutil import now
 
     if not name.strip():
         _refuse("give the key a name (who uses it)")
@@ -584,7 +590,7 @@ def keys_rotate(
     from datetime import timedelta
 
     from gateway.auth import KeyStore
-    from gateway.timeutil import london
+    from repairs_gateway_sdk.timeutil import london
 
     if overlap_days < 0:
         _refuse(f"--overlap-days cannot be negative (got {overlap_days:g})")
@@ -612,7 +618,7 @@ def keys_rotate(
 def keys_list() -> None:
     """List keys (ids, names, councils, roles, state, expiry, last use; never the keys)."""
     from gateway.auth import KeyStore, key_state
-    from gateway.timeutil import london
+    from repairs_gateway_sdk.timeutil import london
 
     def when(t: Any) -> str:
         return london(t).isoformat(timespec="minutes") if t else "-"
@@ -759,10 +765,10 @@ def export_bookings(
     from sqlalchemy import select
 
     from gateway.config import council_files
-    from gateway.domain import RepairStatus
     from gateway.export import spreadsheet_safe
     from gateway.storage.models import Repair
-    from gateway.timeutil import london
+    from repairs_gateway_sdk.model import RepairStatus
+    from repairs_gateway_sdk.timeutil import london
 
     known = sorted(p.stem for p in council_files(config_dir))
     if council not in known:

@@ -25,11 +25,12 @@ from gateway.api.schemas import (
 from gateway.auth import Principal
 from gateway.booking import NewRepair, handle_of
 from gateway.councils import Council
-from gateway.domain import Contact, JobSize, Priority, Trade
-from gateway.errors import InvalidInput, NotFound
-from gateway.postcodes import normalise_postcode
 from gateway.runtime import Runtime
-from gateway.timeutil import london
+from gateway.sandbox import is_sandbox
+from repairs_gateway_sdk.errors import InvalidInput, NotFound
+from repairs_gateway_sdk.model import Contact, JobSize, Priority, Trade
+from repairs_gateway_sdk.postcodes import normalise_postcode
+from repairs_gateway_sdk.timeutil import london
 
 
 def _query_names(dependant: Any) -> set[str]:
@@ -133,7 +134,7 @@ async def access(request: Request, council: CouncilId) -> Access:
     if authorization and authorization[:7].lower() == "bearer ":
         presented = authorization[7:].strip()
     p = await rt.authenticate(presented)
-    p.check_council(council)
+    p.check_council(council, sandbox=is_sandbox(rt.gateway.councils.get(council)))
     return Access(rt, rt.gateway.council(council), p)
 
 

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, WithJsonSchema
 
-from gateway.domain import JobSize, Priority, Property, RepairStatus, Trade
 from gateway.text import SafeText
-from gateway.timeutil import london
+from repairs_gateway_sdk.model import JobSize, Priority, Property, RepairStatus, Trade
+from repairs_gateway_sdk.timeutil import london
 
 # Every time leaves the gateway in Europe/London with an explicit offset (+00:00 / +01:00).
 LondonTime = Annotated[
@@ -114,6 +114,11 @@ class ContactIn(BaseModel):
     name: SafeText | None = Field(None, max_length=200)
     phone: str | None = Field(None, pattern=PHONE)
     email: SafeText | None = Field(None, pattern=EMAIL, max_length=320)
+    language: Literal["en", "cy"] | None = Field(
+        None,
+        description="the language for messages to the resident: cy for Welsh (where the "
+        "council has Welsh templates); the council's default when absent",
+    )
 
 
 class RepairIn(BaseModel):
@@ -174,6 +179,30 @@ class Appointment(BaseModel):
     label: str | None
 
 
+class NotificationOut(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "event": "booked",
+                    "channel": "sms",
+                    "status": "delivered",
+                    "sent_at": "2026-12-02T21:14:07+00:00",
+                    "status_at": "2026-12-02T21:14:12+00:00",
+                }
+            ]
+        }
+    )
+
+    event: Literal["booked", "rescheduled", "cancelled", "awaiting_appointment", "reminder"]
+    channel: Literal["sms", "email"]
+    status: Literal["sent", "delivered", "failed"] = Field(
+        description="sent: GOV.UK Notify accepted it; delivered or failed: its delivery receipt"
+    )
+    sent_at: LondonTime | None
+    status_at: LondonTime
+
+
 class RepairOut(BaseModel):
     model_config = ConfigDict(json_schema_extra={"examples": [_REPAIR]})
 
@@ -190,3 +219,8 @@ class RepairOut(BaseModel):
     appointment: Appointment | None
     works_order_reference: str | None
     created_at: LondonTime
+    notifications: list[NotificationOut] | None = Field(
+        None,
+        description="messages sent to the resident about this repair and what GOV.UK Notify "
+        "said of their delivery (in GET answers; absent when the council sends none)",
+    )

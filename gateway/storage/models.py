@@ -11,7 +11,7 @@ from sqlalchemy import JSON, DateTime, Integer, LargeBinary, String, Text, Uniqu
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
-from gateway.timeutil import now
+from repairs_gateway_sdk.timeutil import now
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -105,36 +105,6 @@ class OutboxItem(Base):
     last_error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=now)
     done_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
-
-
-class CsvSlotUsage(Base):
-    """CSV fallback: places taken per trade per slot. Capacity is enforced by a conditional
-    UPDATE so two concurrent bookings can never take the last place twice."""
-
-    __tablename__ = "csv_slot_usage"
-    __table_args__ = (
-        UniqueConstraint("council", "adaptor", "trade", "slot_key", name="uq_csv_slot"),
-    )
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    council: Mapped[str] = mapped_column(String(64))
-    adaptor: Mapped[str] = mapped_column(String(64))
-    trade: Mapped[str] = mapped_column(String(32))
-    slot_key: Mapped[str] = mapped_column(String(80))  # "start/end" in ISO UTC
-    used: Mapped[int] = mapped_column(Integer, default=0)
-
-
-class CsvBooking(Base):
-    __tablename__ = "csv_bookings"
-    __table_args__ = (UniqueConstraint("council", "adaptor", "reference", name="uq_csv_booking"),)
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    council: Mapped[str] = mapped_column(String(64))
-    adaptor: Mapped[str] = mapped_column(String(64))
-    reference: Mapped[str] = mapped_column(String(32))
-    trade: Mapped[str] = mapped_column(String(32))
-    slot_key: Mapped[str] = mapped_column(String(80))
-    status: Mapped[str] = mapped_column(String(16))  # booked | cancelled
 
 
 class ShadowComparison(Base):
@@ -237,6 +207,52 @@ class RepairPhoto(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=now)
     purge_after: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
     attached_at: Mapped[datetime | None] = mapped_column(UTCDateTime())  # sent to the HMS
+
+
+class NotificationRecord(Base):
+    """One message to a resident (one channel of one event): what was sent, when, and what
+    GOV.UK Notify said about its delivery. The recipient (phone or email) is kept here and in
+    ``repairs`` only, never logged. ``snapshot`` is the repair as it was at the event (status,
+    appointment), which is what the message said."""
+
+    __tablename__ = "notifications"
+    __table_args__ = (UniqueConstraint("outbox_item", "channel", name="uq_notification_item"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    council: Mapped[str] = mapped_column(String(64))
+    reference: Mapped[str] = mapped_column(String(32), index=True)
+    outbox_item: Mapped[int] = mapped_column(Integer)  # the notification.send item it came from
+    event: Mapped[str] = mapped_column(String(32))  # booked | rescheduled | cancelled | reminder
+    channel: Mapped[str] = mapped_column(String(8))  # sms | email
+    language: Mapped[str] = mapped_column(String(4))  # en | cy
+    template_id: Mapped[str] = mapped_column(String(64))
+    recipient: Mapped[str] = mapped_column(String(320))
+    snapshot: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    # sent (Notify accepted it) | delivered | failed (refused by Notify, or a failure receipt)
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    notify_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    notify_status: Mapped[str | None] = mapped_column(String(32))  # Notify's word, as received
+    reason: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=now)
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    receipt_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class NotificationReceipt(Base):
+    """A delivery receipt as GOV.UK Notify posted it to the callback (without ``to``). Kept on
+    its own so a receipt that arrives before the send is recorded still counts."""
+
+    __tablename__ = "notification_receipts"
+    __table_args__ = (UniqueConstraint("council", "notify_id", name="uq_notification_receipt"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    council: Mapped[str] = mapped_column(String(64))
+    notify_id: Mapped[str] = mapped_column(String(64))
+    reference: Mapped[str | None] = mapped_column(String(64))
+    notification_type: Mapped[str | None] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(32))
+    completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=now)
 
 
 class AuditEvent(Base):

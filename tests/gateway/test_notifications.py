@@ -113,7 +113,7 @@ async def test_booking_and_cancellation_are_notified_after_commit(
         from sqlalchemy import update
 
         from gateway.storage.models import OutboxItem
-        from gateway.timeutil import now
+        from repairs_gateway_sdk.timeutil import now
 
         async with gw.database.transaction() as s:
             await s.execute(update(OutboxItem).values(next_attempt_at=now()))
@@ -123,10 +123,10 @@ async def test_booking_and_cancellation_are_notified_after_commit(
         assert by_channel["sms"]["phone_number"] == "07700900123"
         assert by_channel["sms"]["personalisation"]["reference"] == ref
         assert by_channel["sms"]["personalisation"]["time"] in (
-            "8am to 12pm",
+            "8am to midday",
             "8am to 4pm",
             "9:30am to 2:30pm",
-            "12pm to 4pm",
+            "midday to 4pm",
         )
         assert by_channel["email"]["template_id"] == EMAIL_BOOKED
         assert len(fake.sent) == 2
