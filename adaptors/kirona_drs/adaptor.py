@@ -7,6 +7,11 @@
   again, so a retried booking never creates a second order; an order whose slot cannot be
   scheduled is deleted before the error is raised (and ``cancel`` finds it by reference if
   even that fails).
+- Vague refusals: installations answer a failed ``scheduleBooking`` with ``status=error`` and a
+  generic text ("Error in Booking.schedule. Error in modifyJob Planning failed") whether the
+  slot was taken or DRS failed. Such an answer is judged by re-reading that slot's
+  availability (fresh, not from the cache): no longer offered -> ``SlotUnavailable`` (409, the
+  caller asks for fresh slots); still offered, or the re-read fails -> ``BackendUnavailable``.
 """
 
 from __future__ import annotations
@@ -18,12 +23,19 @@ from typing import Any
 import httpx
 import structlog
 
-from adaptors.base import HEALTH_PROBE_REFERENCE, AdaptorContext, Scheduler
 from adaptors.kirona_drs.availability import SlotCache, Walk, WindowKey, slots_from_reply, walk_page
 from adaptors.kirona_drs.client import DRSClient
 from adaptors.kirona_drs.config import KironaDRSConfig
 from adaptors.kirona_drs.wire import SYSTEM, DRSFailure, as_london, failure_to_gateway, listify
-from gateway.domain import (
+from repairs_gateway_sdk.adaptor import HEALTH_PROBE_REFERENCE, AdaptorContext, Scheduler
+from repairs_gateway_sdk.errors import (
+    BackendRejected,
+    BackendUnavailable,
+    GatewayError,
+    InvalidInput,
+    SlotUnavailable,
+)
+from repairs_gateway_sdk.model import (
     PRIORITY_TARGET_DAYS,
     TRADE_CODES,
     AvailabilityQuery,
@@ -39,15 +51,8 @@ from gateway.domain import (
     Trade,
     VendorSlot,
 )
-from gateway.errors import (
-    BackendRejected,
-    BackendUnavailable,
-    GatewayError,
-    InvalidInput,
-    SlotUnavailable,
-)
-from gateway.slots import label_for
-from gateway.timeutil import at_london, london, now, today_london
+from repairs_gateway_sdk.slots import label_for
+from repairs_gateway_sdk.timeutil import at_london, london, now, today_london
 
 log = structlog.get_logger("adaptors.kirona_drs")
 
@@ -323,7 +328,10 @@ class KironaDRSAdaptor(Scheduler):
                     raise SlotUnavailable(
                         "that appointment has just been taken; choose another"
                     ) from None
-                raise failure_to_gateway(exc, "scheduleBooking") from None
+                err = failure_to_gateway(exc, "scheduleBooking")
+                if isinstance(err, BackendUnavailable):  # status=error: it does not say why
+                    err = await self._judge_refusal(location, job, start, end)
+                raise err from None
             except LOST as exc:
                 log.warning("drs.schedule_reply_lost", attempt=attempt, error=type(exc).__name__)
                 found = await self.find_order(reference)
@@ -333,6 +341,30 @@ class KironaDRSAdaptor(Scheduler):
                     raise BackendUnavailable(
                         f"{SYSTEM} did not answer in time", retry_after=30
                     ) from None
+
+    async def _judge_refusal(
+        self, location: str, job: JobSpec, start: datetime, end: datetime
+    ) -> GatewayError:
+        """What a vague ``scheduleBooking`` error means, from the slot's availability now."""
+        day = london(start).date()
+        key = WindowKey(
+            location,
+            self.booking_code(job),
+            job.duration_minutes,
+            self.priority(job.priority),
+            day,
+            day + timedelta(days=1),
+        )
+        try:
+            slots = await self._check(key, job)  # fresh: the cache may still offer it
+        except GatewayError as exc:
+            log.info("drs.refusal_unjudged", error=exc.slug)
+            slots = None
+        if slots is not None and not any(s.start == start and s.end == end for s in slots):
+            log.info("drs.refusal_judged", outcome="slot_taken")
+            return SlotUnavailable("that appointment has just been taken; choose another")
+        log.info("drs.refusal_judged", outcome="unavailable" if slots is not None else "unknown")
+        return BackendUnavailable(f"{SYSTEM} could not schedule the booking", retry_after=30)
 
     async def _delete(self, drs_order: dict[str, Any], reference: str, location: str) -> None:
         body = {

@@ -6,7 +6,9 @@ Admin (JSON, loopback only by how it is run):
   "status"?}]}`` with kind one of ``latency`` (seconds or [min, max]), ``fault`` (SOAP Fault),
   ``status`` (status error/failure, nothing done), ``session_expired``, ``timeout`` (wait, then
   do the work and answer late), ``lost`` (do the work, then drop the connection),
-  ``malformed`` (do the work, then answer 200 with a well-framed but truncated XML reply).
+  ``malformed`` (do the work, then answer 200 with a well-framed but truncated XML reply),
+  ``vague`` (refusals of ``op`` - a taken slot, say - are answered as real installations do:
+  ``status=error`` with ``VAGUE_MESSAGE``, which does not say why).
 - ``POST /_sim/clock`` ``{"now": iso | null}``; ``POST /_sim/expire-sessions``;
   ``POST /_sim/orders/{ref}/status`` ``{"status": "STARTED"}``; ``GET /_sim/state``.
 """
@@ -26,6 +28,7 @@ from adaptors.kirona_drs.simulator.state import DRSState, Refused
 from adaptors.kirona_drs.simulator.xmlio import as_list, parse_time
 
 WSDL_FILE = Path(__file__).resolve().parents[1] / "wsdl" / "drs-subset.wsdl"
+VAGUE_MESSAGE = "Error in Booking.schedule. Error in modifyJob Planning failed"
 Send = Any
 Receive = Any
 
@@ -127,7 +130,7 @@ class Simulator:
         delay = self.base_latency.get(op, self.base_latency.get("*", 0.0))
         if isinstance(delay, list):
             delay = random.uniform(float(delay[0]), float(delay[-1]))
-        lost = malformed = False
+        lost = malformed = vague = False
         for f in self.faults:
             if not f.matches(op):
                 continue
@@ -151,10 +154,12 @@ class Simulator:
                 lost = True
             elif f.kind == "malformed":
                 malformed = True
+            elif f.kind == "vague":
+                vague = True
             break
         if delay:
             await asyncio.sleep(delay)
-        reply = self.handle(op, data)
+        reply = self.handle(op, data, vague=vague)
         if malformed:
             await _respond(send, 200, reply[: len(reply) * 2 // 3])
             return
@@ -176,7 +181,7 @@ class Simulator:
         await _respond(send, 200, reply)
 
     # -- operations ---------------------------------------------------------------------
-    def handle(self, op: str, data: dict[str, Any]) -> bytes:
+    def handle(self, op: str, data: dict[str, Any], *, vague: bool = False) -> bytes:
         st = self.state
         try:
             if op == "openSession":
@@ -189,6 +194,8 @@ class Simulator:
             fields, note = self.operation(op, data)
             return xmlio.envelope(op, "success", note, fields)
         except Refused as exc:
+            if vague:
+                return xmlio.envelope(op, "error", VAGUE_MESSAGE, {})
             return xmlio.envelope(op, exc.status, exc.message, {})
         except (KeyError, TypeError, ValueError) as exc:
             return xmlio.envelope(op, "error", f"Invalid request: {type(exc).__name__}", {})
