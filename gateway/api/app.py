@@ -20,6 +20,8 @@ from gateway.errors import NotFound
 from gateway.hro import mount as hro
 from gateway.runtime import Runtime
 from gateway.settings import Settings
+from gateway.status import router as status_router
+from gateway.status.errors import ErrorCounter
 
 DESCRIPTION = """One standard repairs API in front of councils' legacy systems.
 
@@ -126,7 +128,9 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
             raise NotFound(f"no problem type {slug!r}", field="slug")
         return HTMLResponse(contract.problems_page(slug))
 
+    app.include_router(status_router)  # /status for council IT, see gateway/status/
     app.add_middleware(AuditMiddleware, database_of=lambda: rt.database)
+    app.add_middleware(ErrorCounter, councils=frozenset(rt.councils))
     app.add_middleware(
         CouncilCors, origins={c.id: c.config.cors_origins for c in rt.councils.values()}
     )
