@@ -159,6 +159,8 @@ def expand_env(
     value: Any, path: tuple[Any, ...], missing: list[tuple[tuple[Any, ...], str]]
 ) -> Any:
     if isinstance(value, str):
+        if "${" not in value:  # nearly every value: no substitution to make
+            return value
 
         def sub(m: re.Match[str]) -> str:
             env = os.environ.get(m.group(1))
@@ -186,6 +188,21 @@ class LoadedCouncil:
         return _line_of(self.node, path)
 
 
+# libyaml's parser when PyYAML has it (its wheels do): the pure-Python one was most of the
+# start-up time of a deployment serving hundreds of councils.
+_YAML_LOADER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+def _parse_yaml(text: str) -> tuple[yaml.Node | None, Any]:
+    """The document's node tree (for line numbers) and its value, from one parse."""
+    loader = _YAML_LOADER(text)
+    try:
+        node = loader.get_single_node()
+        return node, (loader.construct_document(node) if node is not None else None)
+    finally:
+        loader.dispose()
+
+
 def load_council_file(path: Path) -> LoadedCouncil:
     council_id = path.stem
     fname = str(path)
@@ -201,8 +218,7 @@ def load_council_file(path: Path) -> LoadedCouncil:
     except TextFileError as exc:
         raise ConfigError([ConfigProblem(fname, exc.line, "", exc.message)]) from None
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        raw = yaml.safe_load(text)
+        node, raw = _parse_yaml(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark else None

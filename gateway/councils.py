@@ -50,6 +50,9 @@ class Council:
     broken: dict[str, str] = field(default_factory=dict)  # adaptor name -> why it is unusable
     # adaptors still starting or retrying their start (see gateway/lifecycle.py)
     not_ready: dict[str, AdaptorState] = field(default_factory=dict)
+    # adaptors started lazily that have not had their first call yet
+    unstarted: set[str] = field(default_factory=set)
+    starter: AdaptorStarter | None = None
     # adaptor name -> capability -> its breaker
     breakers: dict[str, dict[str, CircuitBreaker]] = field(default_factory=dict)
     stats: CallStats = field(default_factory=CallStats)
@@ -113,9 +116,19 @@ class Council:
         guard = self.guards.get(name)
         if guard is None:
             guard = self.guards[name] = Guarded(
-                self.id, name, a, lambda cap: self.breaker(name, cap), self.stats
+                self.id,
+                name,
+                a,
+                lambda cap: self.breaker(name, cap),
+                self.stats,
+                pending_start=self.unstarted,
+                start=lambda: self._start_lazily(name),
             )
         return guard
+
+    async def _start_lazily(self, name: str) -> None:
+        if self.starter is not None:
+            await self.starter.ensure_started(self, name)
 
     def address_source(self, name: str) -> AddressSource:
         return cast(AddressSource, self._guarded(name, AddressSource, "an address source"))
@@ -134,6 +147,23 @@ class Council:
         return cast(WorksOrderSink, self._guarded(name, WorksOrderSink, "a works-order sink"))
 
 
+_TABLES: dict[tuple[Path, int, int], SorTable] = {}
+
+
+def _shared_table(path: Path) -> SorTable:
+    """A mapping table loaded once per file and version, shared by every council that uses
+    it (tables are read only once loaded): hundreds of councils on one standard table cost
+    one table's memory."""
+    st = path.stat()
+    key = (path, st.st_mtime_ns, st.st_size)
+    table = _TABLES.get(key)
+    if table is None:
+        if len(_TABLES) > 1024:
+            _TABLES.clear()
+        table = _TABLES[key] = load_table(path)
+    return table
+
+
 def build_council(
     loaded: LoadedCouncil, data_dir: Path, database: Database | None
 ) -> tuple[Council, list[ConfigProblem]]:
@@ -143,7 +173,7 @@ def build_council(
     table = SorTable({}, "<none>")
     table_path = (loaded.path.parent / config.mappings).resolve()
     try:
-        table = load_table(table_path)
+        table = _shared_table(table_path)
     except FileNotFoundError:
         problems.append(
             ConfigProblem(

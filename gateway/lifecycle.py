@@ -79,10 +79,20 @@ class AdaptorStarter:
         self.max_retry = max_retry
         self._gate = asyncio.Semaphore(concurrency)
         self._tasks: list[asyncio.Task[None]] = []
+        self._lazy: dict[tuple[str, str], asyncio.Future[None]] = {}
 
-    async def start(self, grace: float) -> None:
+    async def start(self, grace: float, *, lazy: bool = False) -> None:
         """Start every adaptor in the background; wait up to ``grace`` seconds for each to
-        have made its first attempt (those that failed go on retrying in the background)."""
+        have made its first attempt (those that failed go on retrying in the background).
+
+        ``lazy``: start nothing now; each adaptor starts on its first call (the call waits
+        for it, bounded by the start deadline), so a deployment serving hundreds of councils
+        is ready at once and spends nothing on councils nobody calls."""
+        if lazy:
+            for council in self.councils:
+                council.unstarted.update(council.adaptors)
+                council.starter = self
+            return
         firsts: list[asyncio.Task[Any]] = []
         for council in self.councils:
             for name, adaptor in council.adaptors.items():
@@ -156,6 +166,44 @@ class AdaptorStarter:
             except TimeoutError:
                 pass
             delay = min(self.max_retry, delay * 2)
+
+    async def ensure_started(self, council: Council, name: str) -> None:
+        """Start a lazily started adaptor on its first call (one start however many callers
+        arrive at once). A failed start goes on as an eager one would: retried in the
+        background, and this caller is told NotAttempted with the reason."""
+        if name not in council.unstarted:
+            return
+        starting = self._lazy.get((council.id, name))
+        if starting is None:
+            starting = self._lazy[(council.id, name)] = asyncio.ensure_future(
+                self._first_lazy_start(council, name)
+            )
+        await asyncio.shield(starting)
+
+    async def _first_lazy_start(self, council: Council, name: str) -> None:
+        adaptor = council.adaptors[name]
+        state = AdaptorState(attempts=1, last_attempt_at=time.monotonic())
+        error = await self._attempt(council, name, adaptor, state)
+        council.unstarted.discard(name)
+        self._lazy.pop((council.id, name), None)
+        if error is None:
+            return
+        # as if it had failed at start-up: retried in the background from now on
+        state.status, state.last_error = "retrying", error
+        state.next_attempt_at = time.monotonic() + self.first_retry
+        council.not_ready[name] = state
+        state.tried.set()
+        self._tasks.append(asyncio.create_task(self._retry(council, name, adaptor, state)))
+        from gateway.errors import NotAttempted
+
+        raise NotAttempted(
+            f"adaptor {name!r} could not start ({error}); retry in {state.retry_in()} s",
+            retry_after=state.retry_in(),
+        )
+
+    async def _retry(self, council: Council, name: str, adaptor: Any, state: AdaptorState) -> None:
+        await asyncio.sleep(max(0.0, (state.next_attempt_at or 0) - time.monotonic()))
+        await self._run(council, name, adaptor)
 
     @staticmethod
     def kick(state: AdaptorState) -> None:

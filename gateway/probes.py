@@ -139,7 +139,9 @@ class Prober:
         # adaptor on demand, and a process that starts does not call every backend at once
         await asyncio.sleep(self._next_wait())
         while True:
-            if name in council.not_ready:  # its starter is still trying; it reports on it
+            if name in council.not_ready or name in council.unstarted:
+                # its starter is still trying (it reports on it), or a lazily started adaptor
+                # nobody has called yet: probing would start it
                 await asyncio.sleep(NOT_READY_POLL_SECONDS)
                 continue
             try:
@@ -169,7 +171,7 @@ class Prober:
         """The adaptor's result; if it was never probed, probe it (once) and wait up to
         ``wait`` seconds for the answer."""
         result = self._result(council.id, name)
-        if result.checked_at is not None or name in council.not_ready:
+        if result.checked_at is not None or name in council.not_ready or name in council.unstarted:
             return result
         try:
             return await asyncio.wait_for(self.probe(council, name), wait)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
@@ -158,6 +158,9 @@ class Guarded:
         adaptor: Any,
         breaker: CircuitBreaker | Callable[[str], CircuitBreaker],
         stats: CallStats,
+        *,
+        pending_start: set[str] | None = None,
+        start: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self._council = council
         self._name = name
@@ -165,6 +168,9 @@ class Guarded:
         self._breaker_for = breaker if callable(breaker) else (lambda _capability: breaker)
         self._stats = stats
         self._calls: dict[str, Callable[..., Any]] = {}
+        # a lazily started adaptor is started by its first call (see gateway/lifecycle.py)
+        self._pending_start = pending_start if pending_start is not None else set()
+        self._start = start
         missing = unguarded_methods(type(adaptor))
         if missing:  # fail closed: a capability call must never run unguarded
             raise TypeError(
@@ -193,7 +199,11 @@ class Guarded:
         open_gauge = BREAKER.labels(self._council, self._name, capability)
         breaker, stats, adaptor = self._breaker_for(capability), self._stats, self._adaptor
 
+        pending, name, start_adaptor = self._pending_start, self._name, self._start
+
         async def call(*args: Any, **kwargs: Any) -> Any:
+            if name in pending and start_adaptor is not None:
+                await start_adaptor()
             breaker.before()
             start = time.perf_counter()
             failed = True

@@ -87,7 +87,9 @@ class Runtime:
     async def start(self) -> None:
         if self.migrate_on_start:
             await asyncio.to_thread(self.database.migrate)
-        await self.starter.start(self.settings.adaptor_start_grace_seconds)
+        await self.starter.start(
+            self.settings.adaptor_start_grace_seconds, lazy=self.settings.lazy_start(self.councils)
+        )
         self.prober.start()
         self.outbox_monitor.start()
         if self.run_worker:

@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import re
 import secrets
+from collections.abc import Sized
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+LAZY_ABOVE_COUNCILS = 20
 KEYGEN = "`python -c 'import secrets; print(secrets.token_urlsafe(32))'`"
 
 
@@ -36,6 +39,9 @@ class Settings(BaseSettings):
     # adaptors start concurrently, each attempt bounded; serving begins after this grace at
     # most, and adaptors not ready by then are retried in the background (gateway/lifecycle.py)
     adaptor_start_grace_seconds: float = 10.0
+    # eager: every adaptor at start-up; lazy: each on its first call (a platform serving
+    # hundreds of councils); auto: lazy above LAZY_ABOVE_COUNCILS councils
+    adaptor_start: Literal["eager", "lazy", "auto"] = "auto"
     adaptor_start_timeout_seconds: float = 20.0
     log_level: str = "info"
     demo: bool = False  # the local demo (`repairs-gateway demo`): placeholder secrets allowed
@@ -96,6 +102,11 @@ class Settings(BaseSettings):
                     f"value, e.g. from {KEYGEN}"
                 )
         return None
+
+    def lazy_start(self, councils: Sized) -> bool:
+        if self.adaptor_start == "auto":
+            return len(councils) > LAZY_ABOVE_COUNCILS
+        return self.adaptor_start == "lazy"
 
     def unsafe_setting_problem(self) -> str | None:
         """Settings that would silently open the gateway up; refused outside the demo."""

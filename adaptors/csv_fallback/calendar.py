@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import date, datetime, timedelta
+from functools import lru_cache
 
 import holidays
 
@@ -20,9 +21,7 @@ class Calendar:
         self._days = {WEEKDAYS.index(d) for d in config.working_days}
         self._closed = set(config.closed_dates)
         self._holidays = (
-            holidays.country_holidays("GB", subdiv=SUBDIVISIONS[config.bank_holidays])
-            if config.bank_holidays
-            else {}
+            _bank_holidays(SUBDIVISIONS[config.bank_holidays]) if config.bank_holidays else {}
         )
         ref = date(2026, 1, 5)  # labels depend on wall-clock times only: work them out once
         self._templates = sorted(
@@ -60,3 +59,10 @@ class Calendar:
             if t.value == trade:
                 return cap
         return self.config.capacity
+
+
+@lru_cache(maxsize=8)
+def _bank_holidays(subdiv: str) -> holidays.HolidayBase:
+    """One holiday calendar per nation, shared by every council's diary (read only: the
+    library fills in years as they are asked for)."""
+    return holidays.country_holidays("GB", subdiv=subdiv)

@@ -55,6 +55,8 @@ def adaptor_check(rt: Runtime, council: Any, name: str, result: ProbeResult) -> 
     entry: dict[str, Any] = {"status": "pass"}
     if result.status == "fail":
         entry["status"], entry["output"] = "fail", result.output or "failed"
+    elif result.status == "unknown" and name in council.unstarted:
+        entry["output"] = "not started yet: starts on its first call (lazy start)"
     elif result.status == "unknown":
         entry["status"], entry["output"] = "warn", "not probed yet"
     else:

@@ -94,3 +94,32 @@ async def test_a_start_that_hangs_holds_up_nothing_else(tmp_path: Path) -> None:
         began = time.monotonic()
         await rt.stop()
         assert time.monotonic() - began < 10  # shutdown does not wait for the hung start
+
+
+async def test_lazily_started_adaptors_start_on_their_first_call(tmp_path: Path) -> None:
+    demo, files = demo_council()
+    other, _ = demo_council(name="Other Borough Council")
+    other["adaptors"]["demo_csv"]["options"]["properties_file"] = "arrives-later.csv"
+    async with running_gateway(
+        tmp_path, {"demo": demo, "other": other}, files, settings={"adaptor_start": "lazy"}
+    ) as gw:
+        demo_c, other_c = gw.runtime.councils["demo"], gw.runtime.councils["other"]
+        assert demo_c.unstarted == {"demo_csv"} and other_c.unstarted == {"demo_csv"}
+        assert demo_c.adaptors["demo_csv"]._index is None  # nothing loaded at start-up
+        r = await gw.client.get("/v1/councils/demo/addresses", params={"postcode": "LN1 1AA"})
+        assert r.status_code == 200 and len(r.json()["addresses"]) == 7  # the first call waits
+        assert demo_c.unstarted == set() and other_c.unstarted == {"demo_csv"}
+        # a lazy start that fails answers with the reason and is retried like any other
+        r = await gw.client.get("/v1/councils/other/addresses", params={"postcode": "LN1 1AA"})
+        assert r.status_code == 503 and "could not start" in r.json()["detail"]
+        assert other_c.not_ready["demo_csv"].status == "retrying"
+        (gw.config_dir / "arrives-later.csv").write_text(
+            (DEMO_CONFIG / "demo-properties.csv").read_text()
+        )
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            r = await gw.client.get("/v1/councils/other/addresses", params={"postcode": "LN1 1AA"})
+            if r.status_code == 200:
+                break
+            await asyncio.sleep(0.25)
+        assert r.status_code == 200
