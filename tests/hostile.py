@@ -11,7 +11,8 @@ As a process (for the benchmark)::
 
     python -m tests.hostile --port N --mode big --size 50000000 [--drs-session]
 
-Modes: ``big`` (a well-formed reply of ``size`` bytes, Content-Length given), ``endless``
+Modes: ``big`` (a well-formed reply of ``size`` bytes, Content-Length given - or not, with
+``chunked``), ``endless``
 (a chunked body that never ends), ``gzip`` (a gzip bomb: ``size`` bytes once decompressed,
 a few tens of KB on the wire), ``slow`` (a slow-loris: headers, then one byte every
 ``interval`` seconds, forever, chunked), ``empty`` (200 with no body), ``html`` (an IIS-style
@@ -127,11 +128,13 @@ class HostileServer:
         body: bytes = b"",
         answers: dict[bytes, bytes] | None = None,
         port: int = 0,
+        chunked: bool = False,
     ) -> None:
         self.mode, self.size, self.interval, self.status = mode, size, interval, status
         self.shape, self.body = shape, body
         self.answers = dict(answers or {})
         self.port = port
+        self.chunked = chunked  # ``big`` without a Content-Length: only reading tells its size
         self.stats = Stats()
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[None]] = set()
@@ -236,6 +239,13 @@ class HostileServer:
             page = IIS_500 if mode == "html" else BARE_HTML
             return await self._whole(writer, self.status, page, b"text/html")
         try:
+            if mode == "big" and self.chunked:
+                head = {b"Content-Type": ctype, b"Transfer-Encoding": b"chunked"}
+                await self._send(writer, self._head(200, head))
+                for chunk in body_chunks(self.size, self.shape):
+                    await self._send(writer, b"%x\r\n%s\r\n" % (len(chunk), chunk))
+                await self._send(writer, b"0\r\n\r\n")
+                return True
             if mode == "big":
                 head = {b"Content-Type": ctype, b"Content-Length": str(self.size).encode()}
                 await self._send(writer, self._head(200, head))
@@ -295,6 +305,7 @@ async def _main(args: argparse.Namespace) -> None:
         shape=args.shape,
         answers=answers,
         port=args.port,
+        chunked=args.chunked,
     )
     await server.start()
     print(f"hostile server ({args.mode}) on {server.url}", flush=True)  # noqa: T201
@@ -309,6 +320,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--interval", type=float, default=1.0)
     p.add_argument("--status", type=int, default=500)
     p.add_argument("--shape", choices=sorted(SHAPES), default="soap")
+    p.add_argument("--chunked", action="store_true", help="big: no Content-Length")
     p.add_argument("--drs-session", action="store_true", help="answer openSession properly")
     p.add_argument("--token", action="store_true", help="answer an OAuth token request properly")
     asyncio.run(_main(p.parse_args(argv)))

@@ -121,11 +121,12 @@ HANDLE = BookingHandle(
 
 
 # -- 1. replies larger than the cap: refused, connection closed --------------------------------
-@pytest.mark.parametrize("mode", ["big", "endless", "gzip"])
+@pytest.mark.parametrize("mode", ["big", "big_chunked", "endless", "gzip"])
 async def test_uh_refuses_a_reply_over_the_cap(
     server: HostileServer, made: list[Any], tmp_path: Path, mode: str
 ) -> None:
-    server.mode, server.size = mode, 50_000_000
+    server.mode, server.size = mode.removesuffix("_chunked"), 50_000_000
+    server.chunked = mode.endswith("_chunked")
     adaptor = uh(tmp_path, made, server.url)
     with pytest.raises(BackendUnavailable, match=f"larger than {CAP} bytes"):
         await guarded(adaptor.addresses("LN1 1AA"))
@@ -134,11 +135,12 @@ async def test_uh_refuses_a_reply_over_the_cap(
         assert server.stats.bytes_sent < 50_000_000
 
 
-@pytest.mark.parametrize("mode", ["big", "endless", "gzip"])
+@pytest.mark.parametrize("mode", ["big", "big_chunked", "endless", "gzip"])
 async def test_drs_refuses_a_reply_over_the_cap(
     server: HostileServer, made: list[Any], tmp_path: Path, mode: str
 ) -> None:
-    server.mode, server.size = mode, 50_000_000
+    server.mode, server.size = mode.removesuffix("_chunked"), 50_000_000
+    server.chunked = mode.endswith("_chunked")
     adaptor = drs(tmp_path, made, server.url)
     with pytest.raises(BackendUnavailable, match=f"larger than {CAP} bytes"):
         await guarded(adaptor.check_health())
