@@ -13,15 +13,15 @@ from fastapi.responses import HTMLResponse
 from fastapi_offline import FastAPIOffline
 
 from gateway import __version__
-from gateway.api import admin, admin_ops, contract, health, problems, routes
+from gateway.api import admin, admin_ops, contract, health, notify_callback, problems, routes
 from gateway.api.middleware import CouncilCors, RequestContext
 from gateway.audit import AuditMiddleware
-from gateway.errors import NotFound
 from gateway.hro import mount as hro
 from gateway.runtime import Runtime
 from gateway.settings import Settings
 from gateway.status import router as status_router
 from gateway.status.errors import ErrorCounter
+from repairs_gateway_sdk.errors import NotFound
 
 DESCRIPTION = """One standard repairs API in front of councils' legacy systems.
 
@@ -84,6 +84,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     app.include_router(admin_ops.router)  # keys and outbox actions, audited
     app.include_router(health.router)  # also /metrics (admin key), see gateway/api/health.py
     app.include_router(hro.router)  # the Housing Repairs Online facade, see gateway/hro/
+    app.include_router(notify_callback.router)  # Notify receipts; a repair's messages
 
     def openapi_with_security() -> dict[str, Any]:
         if app.openapi_schema is None:
