@@ -23,7 +23,7 @@ import io
 from dataclasses import dataclass
 from pathlib import Path
 
-from gateway.domain import (
+from repairs_gateway_sdk.model import (
     DEFAULT_SIZE_MINUTES,
     JobSize,
     Priority,
@@ -176,6 +176,17 @@ def parse_table(text: str, source: str = "<table>") -> tuple[SorTable, list[Line
             enabled=enabled_text not in FALSE_WORDS,
         )
     return SorTable(rows, source), errors
+
+
+def read_table_text(path: Path) -> str:
+    """The table's text, saved by whatever (UTF-8 with or without BOM, UTF-16, Windows-1252:
+    see gateway/textfiles.py); ``MappingTableError`` naming the line when it is not text."""
+    from gateway.textfiles import TextFileError, read_text
+
+    try:
+        return read_text(path).text
+    except TextFileError as exc:
+        raise MappingTableError([LineError(str(path), exc.line or 1, None, exc.message)]) from None
 
 
 def load_table(path: Path) -> SorTable:

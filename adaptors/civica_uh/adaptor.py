@@ -30,7 +30,6 @@ from adaptors.civica_uh.mapping import (
     summary_lines,
     to_property,
 )
-from adaptors.soap import bounded_service, client_for, load_wsdl, wsdl_location
 from repairs_gateway_sdk.adaptor import (
     HEALTH_PROBE_REFERENCE,
     AdaptorContext,
@@ -39,6 +38,7 @@ from repairs_gateway_sdk.adaptor import (
 )
 from repairs_gateway_sdk.errors import BackendRejected, BackendUnavailable
 from repairs_gateway_sdk.model import Property, PropertyKind, WorksOrder
+from repairs_gateway_sdk.soap import bounded_service, client_for, load_wsdl, wsdl_location
 
 log = structlog.get_logger("adaptors.civica_uh")
 PROPERTY_REF = re.compile(r"^[A-Za-z0-9][A-Za-z0-9/_.-]{0,19}$")

@@ -23,8 +23,8 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 
-from gateway.domain import Property, PropertyKind
-from gateway.postcodes import normalise_postcode
+from repairs_gateway_sdk.model import Property, PropertyKind
+from repairs_gateway_sdk.postcodes import normalise_postcode
 
 SCHEMA_VERSION = "2"
 BATCH = 20_000

@@ -14,8 +14,8 @@ from collections.abc import Callable
 import httpx
 import structlog
 
-from adaptors import replies
 from adaptors.totalmobile.errors import SYSTEM, retry_after
+from repairs_gateway_sdk import replies
 from repairs_gateway_sdk.errors import BackendAuthFailed, BackendRejected, BackendUnavailable
 
 log = structlog.get_logger("adaptors.totalmobile.auth")

@@ -17,12 +17,12 @@ from urllib.parse import quote
 import httpx
 import structlog
 
-from adaptors import replies
-from adaptors.replies import Reply, ReplyTooLarge
 from adaptors.totalmobile.auth import TokenManager
 from adaptors.totalmobile.config import TotalmobileConfig
 from adaptors.totalmobile.errors import SYSTEM, OutcomeUnknown, retry_after
+from repairs_gateway_sdk import replies
 from repairs_gateway_sdk.errors import BackendAuthFailed, BackendUnavailable
+from repairs_gateway_sdk.replies import Reply, ReplyTooLarge
 
 log = structlog.get_logger("adaptors.totalmobile")
 
@@ -45,6 +45,7 @@ class TotalmobileClient:
                 "Accept-Encoding": replies.ACCEPT_ENCODING,
             },
             transport=transport,
+            verify=replies.shared_tls(),  # one TLS context per process, not per council
         )
         self.tokens = TokenManager(
             self.http,

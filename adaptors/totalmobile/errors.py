@@ -6,8 +6,8 @@ from typing import Any
 
 import httpx
 
-from adaptors.replies import Reply
 from repairs_gateway_sdk.errors import BackendRejected, BackendUnavailable
+from repairs_gateway_sdk.replies import Reply
 
 SYSTEM = "Totalmobile"
 Answer = Reply | httpx.Response

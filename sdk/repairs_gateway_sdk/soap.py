@@ -174,7 +174,9 @@ class BoundedLoader(zeep.Transport):
             return bytes(super()._load_remote_data(url))  # file:// - the council's own files
         left = self._left(url)
         headers = {"Accept-Encoding": replies.ACCEPT_ENCODING}
-        with httpx.Client(timeout=httpx.Timeout(left, connect=min(left, 5.0))) as http:
+        with httpx.Client(
+            timeout=httpx.Timeout(left, connect=min(left, 5.0)), verify=replies.shared_tls()
+        ) as http:
             with http.stream("GET", url, headers=headers) as response:
                 body = replies.read_body_sync(
                     response, self.max_bytes, "the WSDL server", lambda: self._left(url)
@@ -220,7 +222,7 @@ async def load_wsdl(
 
 
 def _closed_client() -> httpx.Client:
-    client = httpx.Client()
+    client = httpx.Client(verify=replies.shared_tls())
     client.close()
     return client
 
@@ -357,6 +359,7 @@ def bounded_service(
 def client_for(timeout: float, **kwargs: Any) -> httpx.AsyncClient:
     """An adaptor's own ``httpx.AsyncClient``: per-read timeouts as a backstop (the deadline of
     each exchange is ``BoundedService``'s), and only encodings inflated with a bound."""
+    kwargs.setdefault("verify", replies.shared_tls())
     return httpx.AsyncClient(
         timeout=httpx.Timeout(timeout, connect=min(timeout, 5.0)),
         headers={"Accept-Encoding": replies.ACCEPT_ENCODING},

@@ -14,7 +14,7 @@ from starlette.types import ASGIApp
 
 from adaptors.civica_uh.simulator.app import create_app
 from adaptors.civica_uh.simulator.service import Faults, UHState
-from adaptors.simkit import SaveBeforeReply, read_pickle, write_pickle
+from repairs_gateway_sdk.simkit import SaveBeforeReply, read_pickle, write_pickle
 
 # The state a restart keeps: UHState attributes, pickled under the state's lock.
 KEPT = ("requests", "orders", "next_order", "next_request")

@@ -16,7 +16,7 @@ from typing import Any
 import uvicorn
 
 from adaptors.kirona_drs.simulator.app import Simulator
-from adaptors.simkit import SaveBeforeReply, read_pickle, write_pickle
+from repairs_gateway_sdk.simkit import SaveBeforeReply, read_pickle, write_pickle
 
 
 def _latency(text: str) -> float | list[float]:

@@ -15,9 +15,9 @@ from pathlib import Path
 import uvicorn
 from starlette.types import ASGIApp
 
-from adaptors.simkit import SaveBeforeReply, read_pickle, write_pickle
 from adaptors.totalmobile.simulator.app import build
 from adaptors.totalmobile.simulator.state import SimState
+from repairs_gateway_sdk.simkit import SaveBeforeReply, read_pickle, write_pickle
 
 # The state a restart keeps: SimState attributes (not tokens, nor the client's credentials).
 KEPT = (
