@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from adaptors.kirona_drs.simulator.app import VAGUE_MESSAGE
-from gateway.errors import BackendUnavailable, SlotUnavailable
+from repairs_gateway_sdk.errors import BackendUnavailable, SlotUnavailable
 from tests.adaptors.kirona_drs.conftest import AdaptorFactory, Sim
 from tests.adaptors.kirona_drs.test_adaptor_sim import OTHER, handle, order, query
 from tests.adaptors.kirona_drs.test_api import PROPERTIES, SOR, book, council, slots
