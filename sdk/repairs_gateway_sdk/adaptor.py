@@ -39,6 +39,10 @@ if TYPE_CHECKING:
     from repairs_gateway_sdk.store import Store
 
 
+# The entry-point group the gateway (and the contract kit) find adaptor classes in; the entry
+# point's name is the adaptor's ``type_name``, the type councils write in their YAML.
+ENTRY_POINT_GROUP = "repairs_gateway.adaptors"
+
 # What ``check_health`` may look up to touch a backend cheaply: a reference no booking has.
 HEALTH_PROBE_REFERENCE = "RGW-HEALTH-PROBE"
 

@@ -18,10 +18,15 @@ from pathlib import Path
 
 import yaml
 
-from contract_tests.backend import free_port
+from repairs_gateway_sdk.testing.backend import free_port
 
 REPO = Path(__file__).resolve().parents[2]
-CONFIGS = REPO / "contract_tests" / "configs"
+ADAPTORS = REPO / "adaptors"
+
+
+def contract_config(adaptor: str) -> Path:
+    """An in-tree adaptor's contract configuration: in its own folder, like any package's."""
+    return ADAPTORS / adaptor / "contract.yaml"
 
 
 def kit_args(python: str = sys.executable) -> list[str]:
@@ -35,9 +40,13 @@ def kit_args(python: str = sys.executable) -> list[str]:
 
 
 def run_kit(
-    *args: str, python: str = sys.executable, cwd: Path = REPO, timeout: float = 300
+    *args: str,
+    python: str = sys.executable,
+    cwd: Path = REPO,
+    timeout: float = 300,
+    env: dict[str, str] | None = None,
 ) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}, **(env or {})}
     return subprocess.run(  # noqa: S603 - our interpreter, our arguments
         [*kit_args(python), *args],
         cwd=cwd,

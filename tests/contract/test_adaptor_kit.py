@@ -7,7 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.contract.kit import CONFIGS, output, run_kit
+from tests.contract.kit import contract_config, output, run_kit
+
+CSV = contract_config("csv_fallback")
+CSV_PROPERTIES = CSV.parent / "contract-properties.csv"
 
 IN_TREE = ["csv_fallback", "civica_uh", "kirona_drs", "totalmobile"]
 
@@ -18,7 +21,7 @@ def test_in_tree_adaptor_passes_the_suite(adaptor: str) -> None:
         importlib.import_module(f"adaptors.{adaptor}")
     except Exception as exc:  # noqa: BLE001 - any import failure means "not ready yet"
         pytest.skip(f"adaptors.{adaptor} cannot be imported yet ({type(exc).__name__}: {exc})")
-    config = CONFIGS / f"{adaptor}.yaml"
+    config = contract_config(adaptor)
     assert config.exists(), f"{config} is missing: every in-tree adaptor needs a contract config"
     done = run_kit("--adaptor", adaptor, "--adaptor-config", str(config))
     assert done.returncode == 0, output(done)
@@ -26,17 +29,15 @@ def test_in_tree_adaptor_passes_the_suite(adaptor: str) -> None:
 
 
 def test_exemptions_are_reported_with_their_reason() -> None:
-    done = run_kit("--adaptor-config", str(CONFIGS / "csv_fallback.yaml"))
+    done = run_kit("--adaptor-config", str(CSV))
     assert done.returncode == 0, output(done)
     assert "SKIPPED" in done.stdout and "exempt: no network calls" in done.stdout, output(done)
 
 
 def _variant(tmp_path: Path, text: str) -> Path:
-    base = (CONFIGS / "csv_fallback.yaml").read_text()
+    base = (CSV).read_text()
     cfg = tmp_path / "variant.yaml"
-    (tmp_path / "csv_fallback-properties.csv").write_text(
-        (CONFIGS / "csv_fallback-properties.csv").read_text()
-    )
+    (tmp_path / CSV_PROPERTIES.name).write_text(CSV_PROPERTIES.read_text())
     cfg.write_text(base + text)
     return cfg
 
@@ -60,12 +61,10 @@ def test_an_exemption_naming_no_test_is_refused(tmp_path: Path) -> None:
 
 def test_a_failing_check_names_what_to_fix(tmp_path: Path) -> None:
     """Without its exemption the CSV fallback fails the timeout check, saying what to do."""
-    text = (CONFIGS / "csv_fallback.yaml").read_text()
+    text = (CSV).read_text()
     cfg = tmp_path / "strict.yaml"
     cfg.write_text(text[: text.index("capabilities_exempt:")])
-    (tmp_path / "csv_fallback-properties.csv").write_text(
-        (CONFIGS / "csv_fallback-properties.csv").read_text()
-    )
+    (tmp_path / CSV_PROPERTIES.name).write_text(CSV_PROPERTIES.read_text())
     done = run_kit("--adaptor-config", str(cfg), "-k", "timeout")
     assert done.returncode == 1, output(done)
     assert "give fixtures.timeout.options" in done.stdout, output(done)

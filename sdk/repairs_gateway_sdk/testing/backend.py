@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from contract_tests.spec import Backend, substitute
+from repairs_gateway_sdk.testing.spec import Backend, substitute
 
 
 def free_port() -> int:

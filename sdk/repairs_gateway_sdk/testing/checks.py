@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import date, datetime
 from typing import Any
@@ -40,6 +41,44 @@ def check_slot(slot: VendorSlot, start_from: date, where: str) -> None:
     assert slot.label.strip(), f"{where}: slot has an empty label"
 
 
+def through_json(
+    vendor: dict[str, Any],
+    where: str,
+    what: str = "the slot's vendor data",
+    carried: str = "the gateway carries it in the slot token and keeps it with the booking",
+) -> dict[str, Any]:
+    """``vendor`` as the gateway hands it back: a slot's vendor data travels in the signed slot
+    token (compact JSON, gateway/tokens.py) and is kept with the booking (JSON), so the adaptor
+    is given what JSON makes of it when the slot is booked, moved to or looked up."""
+    problem = None
+    try:
+        text = json.dumps(vendor, separators=(",", ":"), ensure_ascii=False)
+    except (TypeError, ValueError) as exc:
+        problem = str(exc)
+    if problem is not None:
+        pytest.fail(
+            f"{where}: {what} {vendor!r} cannot be written as JSON ({problem}): {carried}. Use "
+            "strings, numbers, booleans, None, lists and dicts with string keys (a time as "
+            "isoformat(), a set as a sorted list, bytes as base64 text)",
+            pytrace=False,
+        )
+    back: dict[str, Any] = json.loads(text)
+    if back != vendor:
+        pytest.fail(
+            f"{where}: {what} changes on its way through JSON: {vendor!r} comes back as "
+            f"{back!r} (tuples become lists, keys become strings), and the adaptor is handed "
+            "the second",
+            pytrace=False,
+        )
+    return back
+
+
+def as_the_gateway_returns_it(slot: VendorSlot, where: str) -> VendorSlot:
+    """The slot an adaptor offered, as the gateway gives it back to book (vendor data through
+    JSON)."""
+    return slot.model_copy(update={"vendor": through_json(slot.vendor, where)})
+
+
 def check_ordered(slots: Sequence[VendorSlot], where: str) -> None:
     keys = [(s.start, s.end) for s in slots]
     assert keys == sorted(keys), f"{where}: slots are not in (start, end) order: {keys}"
@@ -76,7 +115,7 @@ def answer_or_clear_error(
     except Exception as exc:  # noqa: BLE001 - anything else is itself the finding
         pytest.fail(
             f"{what}: raised {type(exc).__module__}.{type(exc).__name__}: {exc}; adaptors must "
-            f"raise only gateway.errors ({names})",
+            f"raise only repairs_gateway_sdk.errors ({names})",
             pytrace=False,
         )
     if must_fail:

@@ -23,7 +23,6 @@ import re
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from repairs_gateway_sdk.model import (
@@ -144,6 +143,13 @@ def _no_reason_to_none(raw: Any) -> Any:
 
 
 def load_spec(path: Path) -> AdaptorSpec:
+    try:
+        import yaml  # the testing extra; imported here so the plugin loads without it
+    except ImportError:
+        raise SpecError(
+            f"{path}: reading a contract configuration needs PyYAML: "
+            "pip install 'repairs-gateway-sdk[testing]'"
+        ) from None
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
     except OSError as exc:

@@ -16,8 +16,15 @@ from typing import Any
 
 from pydantic import BaseModel, SecretStr
 
-from gateway.plugins import GROUP
-from repairs_gateway_sdk.adaptor import CAPABILITIES, Adaptor, AdaptorConfig, unguarded_methods
+from repairs_gateway_sdk.adaptor import (
+    CAPABILITIES,
+    ENTRY_POINT_GROUP,
+    Adaptor,
+    AdaptorConfig,
+    unguarded_methods,
+)
+
+GROUP = ENTRY_POINT_GROUP
 
 CAPABILITY_BASES: tuple[type[Adaptor], ...] = tuple(
     dict.fromkeys(c.base for c in CAPABILITIES.values())

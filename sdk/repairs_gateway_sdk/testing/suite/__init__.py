@@ -1,1 +1,1 @@
-"""The adaptor conformance suite (collected by contract_tests.plugin)."""
+"""The adaptor conformance suite (collected by repairs_gateway_sdk.testing.plugin)."""

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from contract_tests.checks import Run
-from contract_tests.spec import Fixtures
 from repairs_gateway_sdk.adaptor import AddressSource
 from repairs_gateway_sdk.model import Property
 from repairs_gateway_sdk.postcodes import normalise_postcode
+from repairs_gateway_sdk.testing.checks import Run
+from repairs_gateway_sdk.testing.spec import Fixtures
 
 
 def _postcode(fx: Fixtures) -> str:

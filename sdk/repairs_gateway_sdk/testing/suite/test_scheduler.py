@@ -8,15 +8,6 @@ from typing import Any
 
 import pytest
 
-from contract_tests.checks import (
-    Run,
-    answer_or_clear_error,
-    check_ordered,
-    check_slot,
-    expect_error,
-    same_slot,
-)
-from contract_tests.spec import AdaptorSpec, Fixtures, scheduler_property
 from repairs_gateway_sdk.adaptor import AddressSource, Scheduler
 from repairs_gateway_sdk.errors import (
     BackendRejected,
@@ -36,6 +27,17 @@ from repairs_gateway_sdk.model import (
     VendorSlot,
 )
 from repairs_gateway_sdk.references import new_reference
+from repairs_gateway_sdk.testing.checks import (
+    Run,
+    answer_or_clear_error,
+    as_the_gateway_returns_it,
+    check_ordered,
+    check_slot,
+    expect_error,
+    same_slot,
+    through_json,
+)
+from repairs_gateway_sdk.testing.spec import AdaptorSpec, Fixtures, scheduler_property
 from repairs_gateway_sdk.timeutil import today_london
 
 
@@ -65,8 +67,10 @@ def _query(fx: Fixtures, prop: Property, **kw: Any) -> AvailabilityQuery:
 
 
 def _slots(run: Run, sched: Scheduler, fx: Fixtures, prop: Property, n: int) -> list[VendorSlot]:
+    """Offered slots as the gateway hands them back to book (their vendor data through JSON,
+    as in a slot token)."""
     page = run(sched.availability(_query(fx, prop, page_size=n)))
-    return list(page.slots)
+    return [as_the_gateway_returns_it(s, f"slot {s.start.isoformat()}") for s in page.slots]
 
 
 def _order(fx: Fixtures, prop: Property, slot: VendorSlot, reference: str) -> BookingOrder:
@@ -149,9 +153,13 @@ def test_pages_continue_in_order_without_repeats(
         f"only {len(first.slots)} slot(s) and no next page for page_size {q.page_size}: "
         "the calendar must offer more than one page"
     )
-    second = contract_run(
-        contract_scheduler.availability(q.model_copy(update={"resume": first.resume}))
+    resume = through_json(  # the gateway keeps it in the page cursor (JSON)
+        first.resume,
+        "first page",
+        what="the page's resume point",
+        carried="the gateway carries it in the next page's cursor",
     )
+    second = contract_run(contract_scheduler.availability(q.model_copy(update={"resume": resume})))
     assert second.slots, "the next page (resume) is empty although resume was given"
     for s in second.slots:
         check_slot(s, q.start_from, "second page")
@@ -163,6 +171,26 @@ def test_pages_continue_in_order_without_repeats(
     assert [(s.start, s.end) for s in bigger.slots[:n]] == [
         (s.start, s.end) for s in list(first.slots) + list(second.slots)
     ], "two pages differ from one page twice the size: paging skips or repeats slots"
+
+
+def test_slot_vendor_data_survives_the_slot_token(
+    contract_scheduler: Scheduler, contract_fixtures: Fixtures, prop: Property, contract_run: Run
+) -> None:
+    """Every offered slot's ``vendor`` data goes into a signed slot token as JSON and comes back
+    from it when the resident books: it must be JSON and come back unchanged."""
+    q = _query(contract_fixtures, prop)
+    page = contract_run(contract_scheduler.availability(q))
+    pages = [page]
+    if page.resume is not None:
+        pages.append(
+            contract_run(
+                contract_scheduler.availability(q.model_copy(update={"resume": page.resume}))
+            )
+        )
+    offered = [s for p in pages for s in p.slots]
+    assert offered, "no slots offered for fixtures.job at fixtures.property_id"
+    for n, s in enumerate(offered):
+        as_the_gateway_returns_it(s, f"offered slot {n + 1} ({s.start.isoformat()})")
 
 
 def test_book_read_reschedule_cancel(

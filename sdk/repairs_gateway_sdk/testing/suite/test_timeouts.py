@@ -10,14 +10,14 @@ from typing import Any
 
 import pytest
 
-from contract_tests.backend import black_hole
-from contract_tests.checks import Run, expect_error
-from contract_tests.plugin import AdaptorFactory
-from contract_tests.spec import AdaptorSpec, scheduler_property, substitute
 from repairs_gateway_sdk.adaptor import Adaptor, AddressSource, Scheduler, WorksOrderSink
 from repairs_gateway_sdk.errors import BackendUnavailable
 from repairs_gateway_sdk.model import AvailabilityQuery, Contact, WorksOrder
 from repairs_gateway_sdk.references import new_reference
+from repairs_gateway_sdk.testing.backend import black_hole
+from repairs_gateway_sdk.testing.checks import Run, expect_error
+from repairs_gateway_sdk.testing.plugin import AdaptorFactory
+from repairs_gateway_sdk.testing.spec import AdaptorSpec, scheduler_property, substitute
 from repairs_gateway_sdk.timeutil import today_london
 
 

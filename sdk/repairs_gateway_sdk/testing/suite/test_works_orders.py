@@ -6,12 +6,12 @@ from datetime import timedelta
 
 import pytest
 
-from contract_tests.checks import Run, expect_error
-from contract_tests.spec import Fixtures
 from repairs_gateway_sdk.adaptor import WorksOrderSink
 from repairs_gateway_sdk.errors import BackendRejected, InvalidInput, NotFound
 from repairs_gateway_sdk.model import Contact, WorksOrder
 from repairs_gateway_sdk.references import new_reference
+from repairs_gateway_sdk.testing.checks import Run, expect_error
+from repairs_gateway_sdk.testing.spec import Fixtures
 from repairs_gateway_sdk.timeutil import now
 
 
