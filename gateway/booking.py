@@ -27,6 +27,7 @@ from gateway.councils import Council
 from gateway.metrics import counts_bookings
 from gateway.notifications import Notifications
 from gateway.outbox import OutboxWorker, Retry, enqueue
+from gateway.problemdetails import from_error
 from gateway.service import Gateway
 from gateway.storage.models import IdempotencyRecord, OutboxItem, Repair
 from repairs_gateway_sdk.errors import (
@@ -108,18 +109,6 @@ def repair_view(r: Repair) -> dict[str, Any]:
         "works_order_reference": r.works_order_ref,
         "created_at": london(r.created_at).isoformat(),
     }
-
-
-def problem_body(exc: GatewayError) -> dict[str, Any]:
-    body: dict[str, Any] = {
-        "type": f"https://repairs-gateway.dev/problems/{exc.slug}",
-        "title": exc.title,
-        "status": exc.status,
-        "detail": exc.detail,
-    }
-    if exc.field:
-        body["errors"] = [{"field": exc.field, "message": exc.detail}]
-    return body
 
 
 def handle_of(r: Repair) -> BookingHandle:
@@ -434,7 +423,7 @@ class Bookings:
                 _queue_compensation(s, council.id, reference)
             if keep_answer:
                 await self._finish_idempotency(
-                    s, council, client_id, key, exc.status, problem_body(exc)
+                    s, council, client_id, key, exc.status, from_error(exc)
                 )
             else:
                 await s.execute(

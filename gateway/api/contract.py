@@ -10,7 +10,8 @@ import html
 from dataclasses import dataclass
 from typing import Any
 
-from gateway.api.problems import BASE, PROBLEM
+from gateway.api.problems import PROBLEM
+from gateway.problemdetails import BASE
 
 
 @dataclass(frozen=True)

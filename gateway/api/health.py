@@ -17,9 +17,10 @@ from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.responses import Response
 
-from gateway.api.problems import BASE, PROBLEM
+from gateway.api.problems import PROBLEM
 from gateway.plugins import discover
 from gateway.probes import ProbeResult
+from gateway.problemdetails import BASE
 from gateway.runtime import Runtime
 from repairs_gateway_sdk.adaptor import capabilities_of
 from repairs_gateway_sdk.errors import GatewayError

@@ -18,7 +18,8 @@ import structlog
 from prometheus_client import Counter, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from gateway.api.problems import BASE, PROBLEM, unhandled_log_fields
+from gateway.api.problems import PROBLEM, unhandled_log_fields
+from gateway.problemdetails import invalid, problem_details
 from gateway.ratelimit import current_allowance
 from gateway.resilience import request_deadline
 from gateway.text import describe, first_unsafe, query_suspect
@@ -182,11 +183,9 @@ class RequestContext:
 
 
 BODY_METHODS = frozenset({"POST", "PATCH", "PUT"})
-_UNSUPPORTED: dict[str, Any] = {
-    "type": BASE + "unsupported-media-type",
-    "title": "Unsupported media type",
-    "detail": "send the body as application/json",
-}
+_UNSUPPORTED = problem_details(
+    415, "unsupported-media-type", "Unsupported media type", "send the body as application/json"
+)
 
 
 def _has_body(headers: dict[bytes, bytes]) -> bool:
@@ -196,11 +195,12 @@ def _has_body(headers: dict[bytes, bytes]) -> bool:
     return b"transfer-encoding" in headers
 
 
-_INTERNAL: dict[str, Any] = {
-    "type": BASE + "internal-error",
-    "title": "Internal error",
-    "detail": "the gateway failed unexpectedly; nothing you submitted was lost",
-}
+_INTERNAL = problem_details(
+    500,
+    "internal-error",
+    "Internal error",
+    "the gateway failed unexpectedly; nothing you submitted was lost",
+)
 
 
 def unsafe_url(scope: Scope) -> dict[str, Any] | None:
@@ -210,7 +210,7 @@ def unsafe_url(scope: Scope) -> dict[str, Any] | None:
     path: str = scope.get("path", "")
     at = first_unsafe(path, in_url=True)
     if at is not None:
-        return _invalid("path", f"the path {describe(path, at)}")
+        return invalid("path", f"the path {describe(path, at)}")
     raw: bytes = scope.get("query_string", b"")
     if not raw:
         return None
@@ -222,31 +222,22 @@ def unsafe_url(scope: Scope) -> dict[str, Any] | None:
                 at = first_unsafe(part, in_url=True)
                 if at is not None:
                     field = name if what == "its value" and first_unsafe(name) is None else "query"
-                    return _invalid(field, f"query parameter: {what} {describe(part, at)}")
+                    return invalid(field, f"query parameter: {what} {describe(part, at)}")
     if b"&" in raw:  # repeated parameters are refused, not silently "last one wins"
         if pairs is None:
             pairs = parse_qsl(raw.decode("utf-8", "replace"), keep_blank_values=True)
         seen: set[str] = set()
         for name, _ in pairs:
             if name in seen:
-                return _invalid(name, f"query parameter {name!r} is given more than once")
+                return invalid(name, f"query parameter {name!r} is given more than once")
             seen.add(name)
     return None
-
-
-def _invalid(field: str, message: str) -> dict[str, Any]:
-    return {
-        "type": BASE + "invalid-input",
-        "title": "Invalid input",
-        "detail": f"check these fields: {field}",
-        "errors": [{"field": field, "message": message}],
-    }
 
 
 async def _send_problem(
     send: Send, status: int, body: dict[str, Any], *extra: tuple[bytes, bytes]
 ) -> None:
-    data = json.dumps({**body, "status": status}).encode()
+    data = json.dumps(body).encode()
     await send(
         {
             "type": "http.response.start",
@@ -262,11 +253,9 @@ async def _send_problem(
 
 
 async def _too_large(send: Send, limit: int, *extra: tuple[bytes, bytes]) -> None:
-    body = {
-        "type": BASE + "http-413",
-        "title": "Request too large",
-        "detail": f"request bodies are limited to {limit} bytes",
-    }
+    body = problem_details(
+        413, "http-413", "Request too large", f"request bodies are limited to {limit} bytes"
+    )
     await _send_problem(send, 413, body, *extra)
 
 

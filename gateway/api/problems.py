@@ -12,10 +12,10 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from gateway.problemdetails import problem_details
 from repairs_gateway_sdk.errors import BackendUnavailable, GatewayError, RateLimited
 
 PROBLEM = "application/problem+json"
-BASE = "https://repairs-gateway.dev/problems/"
 log = structlog.get_logger("gateway.api")
 
 
@@ -29,11 +29,7 @@ def problem(
     errors: list[dict[str, str]] | None = None,
     headers: dict[str, str] | None = None,
 ) -> JSONResponse:
-    body: dict[str, Any] = {"type": BASE + slug, "title": title, "status": status, "detail": detail}
-    if instance:
-        body["instance"] = instance
-    if errors:
-        body["errors"] = errors
+    body = problem_details(status, slug, title, detail, instance=instance, errors=errors)
     return JSONResponse(body, status_code=status, media_type=PROBLEM, headers=headers)
 
 
