@@ -31,6 +31,7 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.bench_civica_uh
 	$(BIN)/python -m bench.bench_kirona_drs
 	$(BIN)/python -m bench.bench_totalmobile
+	$(BIN)/python -m bench.bench_hostile_backends
 	$(BIN)/python -m bench.fault_campaign --bookings 1000 --seed 1
 
 bench-load: $(STAMP)
