@@ -303,7 +303,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             procs.append(p)
             return p
 
-        stack.callback(lambda: [p.stop() for p in reversed(procs)])
+        def stop_all() -> None:
+            for p in reversed(procs):
+                p.stop()
+
+        stack.callback(stop_all)
         uh = start("uh", ["-m", "adaptors.civica_uh.simulator"], "/_sim/health")
         drs = start(
             "drs",
