@@ -862,12 +862,15 @@ def new_adaptor_cmd(
     name: str,
     dest: Annotated[Path, typer.Option(help="parent directory")] = Path("."),
     force: bool = False,
+    kind: Annotated[
+        str, typer.Option(help="hms (addresses + works orders), scheduler, or both")
+    ] = "hms",
 ) -> None:
-    """Write a working adaptor skeleton (package, simulator stub, README, contract test)."""
+    """Write a working adaptor package (parts, simulator, README, contract config and test)."""
     from gateway.scaffold import ScaffoldError, new_adaptor
 
     try:
-        written = new_adaptor(name, dest, force=force)
+        written = new_adaptor(name, dest, kind=kind, force=force)
     except ScaffoldError as exc:
         typer.echo(str(exc), err=True)
         raise typer.Exit(1) from None

@@ -18,12 +18,33 @@ from tests.contract.kit import REPO, SideEnv, output, run_kit, served_gateway
 EXAMPLE = REPO / "examples" / "hello_adaptor"
 
 
-def test_scaffold_renders_every_part() -> None:
-    files = render("acme_hms")
-    for part in ("config.py", "client.py", "mapping.py", "adaptor.py", "README.md"):
-        assert f"acme_hms/{part}" in files
-    assert "acme_hms/simulator/__main__.py" in files and "tests/test_contract.py" in files
+@pytest.mark.parametrize(
+    ("kind", "parts"),
+    [
+        ("hms", ["hms.py", "simulator/hms.py"]),
+        ("scheduler", ["scheduling.py", "simulator/diary.py"]),
+        ("both", ["hms.py", "scheduling.py", "simulator/hms.py", "simulator/diary.py"]),
+    ],
+)
+def test_scaffold_renders_every_part(kind: str, parts: list[str]) -> None:
+    files = render("acme_hms", kind)
+    common = ["config.py", "client.py", "mapping.py", "base.py", "adaptor.py", "README.md"]
+    for part in [*common, "contract.yaml", "simulator/__main__.py", *parts]:
+        assert f"acme_hms/{part}" in files, part
+    assert "tests/test_contract.py" in files
     assert 'acme_hms = "acme_hms:AcmeHmsAdaptor"' in files["pyproject.toml"]
+    # only the SDK: no gateway, no FastAPI, no SQLAlchemy
+    assert 'dependencies = ["repairs-gateway-sdk>=1.0,<2"]' in files["pyproject.toml"]
+    generated = "\n".join(files.values())
+    for heavy in ("gateway.", "fastapi", "sqlalchemy", "contract_tests"):
+        assert f"import {heavy}" not in generated and f"from {heavy}" not in generated
+    other = {"hms": "scheduling.py", "scheduler": "hms.py"}.get(kind)
+    assert other is None or f"acme_hms/{other}" not in files
+
+
+def test_scaffold_refuses_an_unknown_kind() -> None:
+    with pytest.raises(ScaffoldError, match="--kind must be one of hms, scheduler, both"):
+        render("acme_hms", "crm")
 
 
 @pytest.mark.parametrize("bad", ["Acme", "1acme", "acme-hms", "json", "class", "x"])
@@ -38,15 +59,19 @@ def test_scaffold_does_not_overwrite(tmp_path: Path) -> None:
         new_adaptor("acme_hms", tmp_path)
 
 
-def test_scaffold_output_passes_the_suite(tmp_path: Path, side_env: SideEnv) -> None:
-    new_adaptor("acme_hms", tmp_path)
-    project = tmp_path / "acme_hms"
+@pytest.mark.parametrize(("kind", "passed"), [("hms", 16), ("scheduler", 16), ("both", 26)])
+def test_scaffold_output_passes_the_suite(
+    tmp_path: Path, side_env: SideEnv, kind: str, passed: int
+) -> None:
+    name = f"acme_{kind}"
+    new_adaptor(name, tmp_path, kind=kind)
+    project = tmp_path / name
     side_env.install(project)
-    config = project / "acme_hms" / "contract.yaml"
+    config = project / name / "contract.yaml"
     done = run_kit("--adaptor-config", str(config), python=side_env.python, cwd=tmp_path)
     assert done.returncode == 0, output(done)
-    assert "13 passed" in done.stdout and "exempt" not in done.stdout, output(done)
-    # the generated contract test runs too (structure in-process, suite in a subprocess)
+    assert f"{passed} passed" in done.stdout and "exempt" not in done.stdout, output(done)
+    # the generated contract test runs too (structure in-process, the kit in a subprocess)
     done = subprocess.run(  # noqa: S603
         [side_env.python, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests"],
         cwd=project,
@@ -55,6 +80,14 @@ def test_scaffold_output_passes_the_suite(tmp_path: Path, side_env: SideEnv) -> 
         timeout=300,
     )
     assert done.returncode == 0, output(done)
+
+
+def test_scaffold_cli_takes_the_kind(tmp_path: Path) -> None:
+    from gateway.scaffold import main
+
+    assert main(["acme_diary", "--kind", "scheduler", "--dest", str(tmp_path)]) == 0
+    assert (tmp_path / "acme_diary" / "acme_diary" / "scheduling.py").is_file()
+    assert not (tmp_path / "acme_diary" / "acme_diary" / "hms.py").exists()
 
 
 def test_out_of_tree_adaptor_through_its_entry_point(tmp_path: Path, side_env: SideEnv) -> None:
@@ -96,7 +129,7 @@ def test_out_of_tree_adaptor_through_its_entry_point(tmp_path: Path, side_env: S
 def test_structural_checks_catch_a_loose_config() -> None:
     from pydantic import BaseModel
 
-    from adaptors.base import AddressSource
+    from repairs_gateway_sdk.adaptor import AddressSource
 
     class Loose(BaseModel):
         password: str
