@@ -5,6 +5,7 @@ once never race to create the same table."""
 
 from __future__ import annotations
 
+import asyncio
 import zlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -46,31 +47,50 @@ class NamespacedStore:
 
     async def ensure(self, metadata: Any, steps: tuple[Migration, ...] = ()) -> None:
         check_prefix(self.namespace, metadata)
-        async with self.database.engine.begin() as conn:
-            if not self.database.is_sqlite:
-                key = zlib.crc32(f"adaptor-store:{self.namespace}".encode())
-                await conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": key})
-            await conn.run_sync(_meta.create_all)
-            await conn.run_sync(metadata.create_all)
-            row = (
-                await conn.execute(
-                    select(ADAPTOR_SCHEMA.c.version).where(
-                        ADAPTOR_SCHEMA.c.namespace == self.namespace
-                    )
-                )
-            ).first()
-            version = 1 if row is None else int(row[0])
-            for n, step in enumerate(steps, start=2):
-                if n > version:
-                    await step(conn)
-                    version = n
-            if row is None:
-                await conn.execute(
-                    ADAPTOR_SCHEMA.insert().values(namespace=self.namespace, version=version)
-                )
-            elif version != int(row[0]):
-                await conn.execute(
-                    update(ADAPTOR_SCHEMA)
-                    .where(ADAPTOR_SCHEMA.c.namespace == self.namespace)
-                    .values(version=version)
-                )
+        # Several adaptors of one type (two CSV diaries in a council) start at once: one
+        # creation per database and namespace, the others wait for it.
+        state: dict[str, Any] = self.database.__dict__.setdefault("_adaptor_stores", {})
+        if self.namespace in state.setdefault("done", set()):
+            return
+        lock = state.setdefault(self.namespace, asyncio.Lock())
+        async with lock:
+            if self.namespace in state["done"]:
+                return
+            await self._ensure(metadata, steps)
+            state["done"].add(self.namespace)
+
+    async def _ensure(self, metadata: Any, steps: tuple[Migration, ...]) -> None:
+        async with self.database.engine.connect() as plain:
+            # SQLite: take the write lock before looking (another process may be creating)
+            conn = await plain.execution_options(sqlite_immediate=True)
+            async with conn.begin():
+                await self._create_and_upgrade(conn, metadata, steps)
+
+    async def _create_and_upgrade(
+        self, conn: Any, metadata: Any, steps: tuple[Migration, ...]
+    ) -> None:
+        if not self.database.is_sqlite:
+            key = zlib.crc32(f"adaptor-store:{self.namespace}".encode())
+            await conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": key})
+        await conn.run_sync(_meta.create_all)
+        await conn.run_sync(metadata.create_all)
+        row = (
+            await conn.execute(
+                select(ADAPTOR_SCHEMA.c.version).where(ADAPTOR_SCHEMA.c.namespace == self.namespace)
+            )
+        ).first()
+        version = 1 if row is None else int(row[0])
+        for n, step in enumerate(steps, start=2):
+            if n > version:
+                await step(conn)
+                version = n
+        if row is None:
+            await conn.execute(
+                ADAPTOR_SCHEMA.insert().values(namespace=self.namespace, version=version)
+            )
+        elif version != int(row[0]):
+            await conn.execute(
+                update(ADAPTOR_SCHEMA)
+                .where(ADAPTOR_SCHEMA.c.namespace == self.namespace)
+                .values(version=version)
+            )
