@@ -1,0 +1,174 @@
+"""What the booking flow reads and writes: the request, the public view of a repair, and the
+row, idempotency and outbox helpers every part of the flow shares."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import structlog
+from sqlalchemy import delete, select
+
+from gateway.councils import Council
+from gateway.outbox import enqueue
+from gateway.storage.models import IdempotencyRecord, OutboxItem, Repair
+from repairs_gateway_sdk.model import (
+    BookingHandle,
+    Contact,
+    JobSize,
+    JobSpec,
+    Priority,
+    RepairStatus,
+    Trade,
+)
+
+log = structlog.get_logger("gateway.booking")
+RECONCILE_AFTER_SECONDS = 120
+TERMINAL = {RepairStatus.CANCELLED, RepairStatus.FAILED, RepairStatus.COMPLETED}
+SHOWS_APPOINTMENT = {RepairStatus.BOOKED, RepairStatus.COMPLETED, RepairStatus.IN_PROGRESS}
+
+
+@dataclass
+class NewRepair:
+    property_id: str
+    sor_code: str | None
+    trade: Trade | None
+    size: JobSize | None
+    priority: Priority | None
+    description: str
+    contact: Contact
+    communal: bool
+    slot_token: str | None
+
+    def fingerprint(self) -> str:
+        body = {
+            k: (v.model_dump(mode="json") if hasattr(v, "model_dump") else v)
+            for k, v in self.__dict__.items()
+        }
+        return hashlib.sha256(json.dumps(body, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def repair_view(r: Repair) -> dict[str, Any]:
+    """The public representation of a repair (no contact details)."""
+    from repairs_gateway_sdk.timeutil import london
+
+    appointment = None
+    if r.slot_start and r.slot_end and r.status in SHOWS_APPOINTMENT:
+        appointment = {
+            "start": london(r.slot_start).isoformat(),
+            "end": london(r.slot_end).isoformat(),
+            "label": r.slot_label,
+        }
+    status = r.status if r.status != RepairStatus.BOOKING else RepairStatus.BOOKED.value
+    return {
+        "reference": r.reference,
+        "council": r.council,
+        "status": status,
+        "property_id": r.property_id,
+        "sor_code": r.sor_code,
+        "trade": r.trade,
+        "size": r.size,
+        "priority": r.priority,
+        "communal": r.communal,
+        "description": r.description,
+        "appointment": appointment,
+        "works_order_reference": r.works_order_ref,
+        "created_at": london(r.created_at).isoformat(),
+    }
+
+
+def handle_of(r: Repair) -> BookingHandle:
+    return BookingHandle(
+        reference=r.reference,
+        property_id=r.property_id,
+        job=JobSpec(
+            sor_code=r.sor_code,
+            trade=Trade(r.trade),
+            size=JobSize(r.size),
+            duration_minutes=r.duration_minutes,
+            priority=Priority(r.priority),
+        ),
+        vendor_order_ref=r.vendor_order_ref,
+        vendor_booking_ref=r.vendor_booking_ref,
+        slot_start=r.slot_start,
+        slot_end=r.slot_end,
+        vendor_slot=r.vendor_slot or {},
+    )
+
+
+LATE_COMMIT_SECONDS = 300
+
+
+def _queue_compensation(s: Any, council: str, reference: str) -> None:
+    """Cancel whatever the scheduler holds under ``reference``: now, and once more later - a
+    vendor that timed out may still commit the order after the first clean-up found nothing."""
+    enqueue(s, council, "booking.compensate", {"reference": reference})
+    enqueue(
+        s,
+        council,
+        "booking.compensate",
+        {"reference": reference},
+        delay_seconds=LATE_COMMIT_SECONDS,
+    )
+
+
+async def _idempotency_record(
+    s: Any, council: str, client_id: str, key: str
+) -> IdempotencyRecord | None:
+    rec: IdempotencyRecord | None = (
+        await s.execute(
+            select(IdempotencyRecord).where(
+                IdempotencyRecord.council == council,
+                IdempotencyRecord.client_id == client_id,
+                IdempotencyRecord.key == key,
+            )
+        )
+    ).scalar_one_or_none()
+    return rec
+
+
+async def _locked_repair(s: Any, council: str, reference: str) -> Repair:
+    """The repair row, locked for this transaction (FOR UPDATE on PostgreSQL; SQLite write
+    transactions are IMMEDIATE), so a request and the reconciler never both settle it."""
+    row: Repair = (
+        await s.execute(
+            select(Repair)
+            .where(Repair.council == council, Repair.reference == reference)
+            .with_for_update()
+        )
+    ).scalar_one()
+    return row
+
+
+async def _drop_reconcile(s: Any, council: str, reference: str) -> None:
+    """The booking's outcome is now recorded: its crash-reconcile item is not needed."""
+    await s.execute(
+        delete(OutboxItem).where(
+            OutboxItem.kind == "booking.reconcile",
+            OutboxItem.council == council,
+            OutboxItem.state == "pending",
+            OutboxItem.locked_until.is_(None),
+            OutboxItem.payload["reference"].as_string() == reference,
+        )
+    )
+
+
+def _seconds(n: float) -> Any:
+    from datetime import timedelta
+
+    return timedelta(seconds=n)
+
+
+def _route_req(council: Council, capability: str, r: Repair) -> Any:
+    from gateway.routing import RouteRequest
+
+    return RouteRequest(
+        council.id,
+        capability,
+        trade=Trade(r.trade),
+        priority=Priority(r.priority),
+        property_id=r.property_id,
+        postcode=r.postcode,
+    )
