@@ -1,5 +1,5 @@
 """The repairs gateway's adaptor SDK: everything an adaptor plugin builds against, and nothing
-of the gateway itself. See sdk/README.md and docs/decisions/0011-sdk-boundary.md.
+of the gateway itself. See sdk/README.md and docs/decisions/0012-sdk-boundary.md.
 
 Public modules (the contract; their ``__all__`` or documented names):
 - ``repairs_gateway_sdk.adaptor``: the capability interfaces (``Adaptor``, ``AddressSource``,
