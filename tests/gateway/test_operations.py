@@ -8,6 +8,7 @@ import asyncio
 import secrets
 import signal
 import socket
+import subprocess
 import time
 import uuid
 from collections.abc import Iterator
@@ -304,16 +305,40 @@ def test_worker_processes_deliver_and_stop_cleanly_on_sigterm(
 
     asyncio.run(enqueue_items())
     workers = [_cli("worker", "--config-dir", str(config), env=env) for _ in range(2)]
+    seen = ["" for _ in workers]
     try:
         deadline = time.monotonic() + 60  # a bound on waiting, not a measured timing
         while pending() and time.monotonic() < deadline:
             time.sleep(0.2)
         assert pending() == 0
+        for i, w in enumerate(workers):  # both up (signal handlers in place) before SIGTERM
+            seen[i] = _read_until(w, '"worker.started"', deadline=time.monotonic() + 60)
     finally:
         for w in workers:
             w.send_signal(signal.SIGTERM)
-        outputs = [w.communicate(timeout=60)[0] for w in workers]
+        outputs = [seen[i] + w.communicate(timeout=60)[0] for i, w in enumerate(workers)]
         engine.dispose()
     for w, out in zip(workers, outputs, strict=True):
         assert w.returncode == 0, out
         assert '"worker.started"' in out and '"worker.stopped"' in out, out
+
+
+def _read_until(proc: subprocess.Popen[str], marker: str, *, deadline: float) -> str:
+    """What ``proc`` printed up to ``marker`` (read from the pipe's descriptor directly, so
+    nothing is left in a Python buffer for ``communicate`` to miss)."""
+    import os
+    import select
+
+    assert proc.stdout is not None
+    fd = proc.stdout.fileno()
+    got = b""
+    while marker.encode() not in got and time.monotonic() < deadline:
+        ready, _, _ = select.select([fd], [], [], 0.5)
+        if ready:
+            chunk = os.read(fd, 65536)
+            if not chunk:
+                break
+            got += chunk
+        elif proc.poll() is not None:
+            break
+    return got.decode(errors="replace")

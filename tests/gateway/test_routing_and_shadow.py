@@ -182,7 +182,7 @@ async def test_breaker_opens_after_repeated_failures_and_health_shows_it(tmp_pat
 async def test_a_slow_backend_cannot_hold_a_request_past_its_budget(tmp_path: Path) -> None:
     council, files = demo_council()
     async with running_gateway(
-        tmp_path, {"demo": council}, files, settings={"request_budget_seconds": 0.3}
+        tmp_path, {"demo": council}, files, settings={"request_budget_seconds": 1.5}
     ) as gw:
         adaptor = gw.runtime.councils["demo"].adaptors["demo_csv"]
         cancelled = False
