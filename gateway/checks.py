@@ -289,18 +289,30 @@ def check_councils(
         council, problems = build_council(loaded, data_dir, None)
         check.council = council
         check.problems.extend(problems)
-        for name, opt, file in file_options(council):
-            key = f"adaptors.{name}.options.{opt}"
-            line = loaded.line_of("adaptors", name, "options", opt)
-            if not file.is_file():
-                check.problems.append(ConfigProblem(str(path), line, key, f"file {file} not found"))
-                continue
-            adaptor = council.adaptors.get(name)
-            if adaptor is not None and Path(getattr(adaptor, "csv_path", "")) == file:
-                scan = scan_property_file(file, key)
-                check.scans.append(scan)
-                check.problems.extend(scan.problems)
+        file_problems, scans = check_adaptor_files(council)
+        check.problems.extend(file_problems)
+        check.scans.extend(scans)
     return checks, []
+
+
+def check_adaptor_files(council: Council) -> tuple[list[ConfigProblem], list[PropertyScan]]:
+    """Every local file the council's adaptors name exists; property files are read as the
+    import would read them (also run by a configuration reload, gateway/reload.py)."""
+    problems: list[ConfigProblem] = []
+    scans: list[PropertyScan] = []
+    loaded = council.loaded
+    for name, opt, file in file_options(council):
+        key = f"adaptors.{name}.options.{opt}"
+        line = loaded.line_of("adaptors", name, "options", opt)
+        if not file.is_file():
+            problems.append(ConfigProblem(str(loaded.path), line, key, f"file {file} not found"))
+            continue
+        adaptor = council.adaptors.get(name)
+        if adaptor is not None and Path(getattr(adaptor, "csv_path", "")) == file:
+            scan = scan_property_file(file, key)
+            scans.append(scan)
+            problems.extend(scan.problems)
+    return problems, scans
 
 
 # -- check --connect --------------------------------------------------------------------------

@@ -140,12 +140,14 @@ def _runtime(settings: Settings, *, run_worker: bool) -> Runtime:
     _check_secret(settings)
     _wait_for_schema(settings)
     try:
-        return Runtime(
+        runtime = Runtime(
             settings,
             run_worker=run_worker,
             migrate=not settings.uses_postgres(),
             periodic_flush=True,
         )
+        runtime.reloader.on_sighup = True  # SIGHUP: council files again (gateway/reload.py)
+        return runtime
     except ConfigError as exc:
         _fail_config(exc)
         raise  # unreachable: _fail_config exits

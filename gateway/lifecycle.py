@@ -193,7 +193,11 @@ class AdaptorStarter:
         state.next_attempt_at = time.monotonic() + self.first_retry
         council.not_ready[name] = state
         state.tried.set()
-        self._tasks.append(asyncio.create_task(self._retry(council, name, adaptor, state)))
+        self._tasks.append(
+            asyncio.create_task(
+                self._retry(council, name, adaptor, state), name=f"start:{council.id}:{name}"
+            )
+        )
         from gateway.errors import NotAttempted
 
         raise NotAttempted(
@@ -212,6 +216,19 @@ class AdaptorStarter:
             time.monotonic() - state.last_attempt_at >= EARLIEST_KICK_SECONDS
         ):
             state.wake.set()
+
+    def forget(self, council_id: str) -> None:
+        """Stop starting (or retrying) one council's adaptors: a configuration reload
+        replaced or removed the council (gateway/reload.py closes its adaptors)."""
+        prefix = f"start:{council_id}:"
+        keep: list[asyncio.Task[None]] = []
+        for task in self._tasks:
+            if task.get_name().startswith(prefix):
+                task.cancel()
+            else:
+                keep.append(task)
+        self._tasks = keep
+        self.councils = [c for c in self.councils if c.id != council_id]
 
     async def stop(self) -> None:
         for task in self._tasks:

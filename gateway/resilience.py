@@ -171,6 +171,7 @@ class Guarded:
         # a lazily started adaptor is started by its first call (see gateway/lifecycle.py)
         self._pending_start = pending_start if pending_start is not None else set()
         self._start = start
+        self.inflight = 0  # calls running now (a reload closes a replaced adaptor after them)
         missing = unguarded_methods(type(adaptor))
         if missing:  # fail closed: a capability call must never run unguarded
             raise TypeError(
@@ -207,6 +208,7 @@ class Guarded:
             breaker.before()
             start = time.perf_counter()
             failed = True
+            self.inflight += 1
             try:
                 async with asyncio.timeout(time_left()):
                     result = await getattr(adaptor, attr)(*args, **kwargs)
@@ -232,6 +234,7 @@ class Guarded:
                 breaker.release_probe()  # cancelled: never leave a half-open probe hanging
                 raise
             finally:
+                self.inflight -= 1
                 elapsed = time.perf_counter() - start
                 stats.record(self._council, capability, self._name, elapsed * 1000, failed)
                 (error if failed else ok).inc()

@@ -15,6 +15,7 @@ from gateway.lifecycle import AdaptorStarter
 from gateway.metrics import OutboxMonitor
 from gateway.outbox import OutboxWorker
 from gateway.probes import Prober
+from gateway.reload import Reloader, ReloadResult
 from gateway.report import flush_stats
 from gateway.resilience import CallStats
 from gateway.service import Gateway
@@ -83,6 +84,8 @@ class Runtime:
             concurrency=settings.probe_concurrency,
         )
         self.outbox_monitor = OutboxMonitor(self.database)
+        # SIGHUP / POST /v1/admin/reload: council files again, without a restart
+        self.reloader = Reloader(self)
 
     async def start(self) -> None:
         if self.migrate_on_start:
@@ -96,6 +99,11 @@ class Runtime:
             self.worker.start()
         if self.periodic_flush:
             self._flusher = asyncio.create_task(self._flush_loop())
+        self.reloader.start()
+
+    async def reload(self, via: str = "admin") -> ReloadResult:
+        """Read the council files again and swap in what changed (gateway/reload.py)."""
+        return await self.reloader.reload(via=via)
 
     async def _flush_loop(self) -> None:
         while True:
@@ -110,6 +118,7 @@ class Runtime:
             log.warning("stats.flush_failed", error_type=type(exc).__name__)
 
     async def stop(self) -> None:
+        await self.reloader.stop()
         await self.starter.stop()
         await self.prober.stop()
         await self.outbox_monitor.stop()

@@ -57,6 +57,13 @@ class Settings(BaseSettings):
     probe_interval_seconds: float = Field(default=20.0, ge=0.5, le=300)
     probe_timeout_seconds: float = Field(default=5.0, gt=0, le=60)
     probe_concurrency: int = Field(default=4, ge=1, le=64)
+    # a reload (SIGHUP or POST /v1/admin/reload, gateway/reload.py) closes the adaptors it
+    # replaced once the requests and calls running on them have finished, at most this long
+    # after the request budget
+    reload_grace_seconds: float = Field(default=5.0, ge=0, le=300)
+    # OpenTelemetry traces over OTLP/HTTP (gateway/tracing.py): off unless an endpoint is set
+    # here or in OTEL_EXPORTER_OTLP_ENDPOINT / OTEL_EXPORTER_OTLP_TRACES_ENDPOINT
+    otlp_endpoint: str | None = None
 
     @model_validator(mode="after")
     def _reconcile_after_the_budget(self) -> Settings:

@@ -13,10 +13,20 @@ from fastapi.responses import HTMLResponse
 from fastapi_offline import FastAPIOffline
 
 from gateway import __version__
-from gateway.api import admin, admin_ops, contract, health, notify_callback, problems, routes
+from gateway.api import (
+    admin,
+    admin_ops,
+    admin_reload,
+    contract,
+    health,
+    notify_callback,
+    problems,
+    routes,
+)
 from gateway.api.middleware import CouncilCors, RequestContext
 from gateway.audit import AuditMiddleware
 from gateway.hro import mount as hro
+from gateway.reload import CountRequests
 from gateway.runtime import Runtime
 from gateway.settings import Settings
 from gateway.status import router as status_router
@@ -82,6 +92,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     app.include_router(routes.router)
     app.include_router(admin.router)
     app.include_router(admin_ops.router)  # keys and outbox actions, audited
+    app.include_router(admin_reload.router)  # POST /v1/admin/reload (gateway/reload.py)
     app.include_router(health.router)  # also /metrics (admin key), see gateway/api/health.py
     app.include_router(hro.router)  # the Housing Repairs Online facade, see gateway/hro/
     app.include_router(notify_callback.router)  # Notify receipts; a repair's messages
@@ -131,10 +142,14 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
 
     app.include_router(status_router)  # /status for council IT, see gateway/status/
     app.add_middleware(AuditMiddleware, database_of=lambda: rt.database)
-    app.add_middleware(ErrorCounter, councils=frozenset(rt.councils))
+    # the live councils dict and a reload hook: a configuration reload reaches both
+    app.add_middleware(ErrorCounter, councils=rt.councils)
     app.add_middleware(
-        CouncilCors, origins={c.id: c.config.cors_origins for c in rt.councils.values()}
+        CouncilCors,
+        origins={c.id: c.config.cors_origins for c in rt.councils.values()},
+        reload_hooks=rt.reloader.cors_hooks,
     )
+    app.add_middleware(CountRequests, tracker=rt.reloader.requests)  # replaced adaptors wait
     app.add_middleware(
         RequestContext,
         max_body_bytes=settings.max_body_bytes,

@@ -10,7 +10,7 @@ import json
 import re
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -263,10 +263,21 @@ class CouncilCors:
     """CORS configured per council (``cors_origins`` in its YAML), closed by default.
     Dispatches to one Starlette CORSMiddleware per council that allows any origin."""
 
-    def __init__(self, app: ASGIApp, origins: dict[str, list[str]]) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        origins: dict[str, list[str]],
+        reload_hooks: list[Callable[[dict[str, list[str]]], None]] | None = None,
+    ) -> None:
+        self.app = app
+        self.configure(origins)
+        if reload_hooks is not None:  # a configuration reload brings new origins
+            reload_hooks.append(self.configure)
+
+    def configure(self, origins: dict[str, list[str]]) -> None:
         from starlette.middleware.cors import CORSMiddleware
 
-        self.app = app
+        app = self.app
         self.per_council = {
             council: CORSMiddleware(
                 app,

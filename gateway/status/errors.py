@@ -4,6 +4,7 @@ page): counted by a small ASGI wrapper, process-local, no personal data (codes o
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Container
 from typing import Any
 
 _counts: Counter[tuple[str, int]] = Counter()
@@ -24,7 +25,8 @@ def counts_for(council: str) -> list[tuple[int, int]]:
 
 
 class ErrorCounter:
-    def __init__(self, app: Any, councils: frozenset[str]) -> None:
+    def __init__(self, app: Any, councils: Container[str]) -> None:
+        # the runtime's live councils dict: a configuration reload updates it in place
         self.app = app
         self.councils = councils
 
