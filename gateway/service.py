@@ -5,10 +5,13 @@ Routes stay thin; everything a front-end relies on (normalisation, routing, toke
 
 from __future__ import annotations
 
+import time
+from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
+from gateway.api.schemas import AddressList
 from gateway.councils import Council
 from gateway.routing import RouteRequest
 from gateway.shadow import ShadowRunner
@@ -42,6 +45,10 @@ class AppointmentPage:
     adaptor: str
 
 
+ADDRESS_ANSWER_SECONDS = 15.0
+ADDRESS_ANSWERS_KEPT = 4096
+
+
 class Gateway:
     def __init__(
         self,
@@ -54,6 +61,8 @@ class Gateway:
         self.database = database
         self.codec = codec
         self.shadow = shadow or ShadowRunner(database)
+        # rendered `addresses` answers per (council, postcode), kept briefly (see address_answer)
+        self._address_answers: OrderedDict[tuple[str, str], tuple[float, bytes]] = OrderedDict()
 
     def council(self, council_id: str) -> Council:
         council = self.councils.get(council_id)
@@ -74,6 +83,33 @@ class Gateway:
         if shadow and shadow != name:
             self.shadow.addresses(council, name, shadow, postcode, props)
         return props
+
+    async def address_answer(self, council: Council, raw_postcode: str) -> bytes:
+        """The ``addresses`` answer (JSON bytes), from a short-lived per-process cache.
+
+        Property lists change on the scale of days (a new tenancy, a block marked for
+        communal repairs), while residents and front ends ask for the same postcode many
+        times in a few minutes (typing, going back, retrying). An answer is kept for
+        ``ADDRESS_ANSWER_SECONDS`` at most, per council and normalised postcode, in a
+        bounded LRU (only authenticated callers reach it). Failures are never kept.
+        """
+        postcode = normalise_postcode(raw_postcode)
+        if postcode is None:
+            raise InvalidInput(f"{raw_postcode!r} is not a UK postcode", field="postcode")
+        key = (council.id, postcode)
+        answers = self._address_answers
+        hit = answers.get(key)
+        t = time.monotonic()
+        if hit is not None and t - hit[0] < ADDRESS_ANSWER_SECONDS:
+            return hit[1]
+        props = await self.addresses(council, postcode)
+        body = AddressList(council=council.id, postcode=postcode, addresses=props)
+        data = body.model_dump_json().encode()
+        answers[key] = (t, data)
+        answers.move_to_end(key)
+        while len(answers) > ADDRESS_ANSWERS_KEPT:
+            answers.popitem(last=False)
+        return data
 
     async def find_property(self, council: Council, property_id: str) -> Property:
         route = council.config.routes.addresses

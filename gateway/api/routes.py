@@ -8,7 +8,7 @@ from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Body, Depends, Header, Path, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic_core import PydanticCustomError
 
@@ -199,15 +199,11 @@ def query_openapi(model: type[BaseModel]) -> dict[str, Any]:
     responses={**_ok(), **contract.responses(*contract.ERRORS_READ)},
     summary="Properties at a postcode, with whether repairs can be reported online",
 )
-async def addresses(request: Request, council: CouncilId) -> AddressList:
+async def addresses(request: Request, council: CouncilId) -> Response:
     a = await access(request, council)
     postcode = parse_query(request, AddressQuery).postcode
-    props = await a.runtime.gateway.addresses(a.council, postcode)
-    return AddressList(
-        council=a.council.id,
-        postcode=normalise_postcode(postcode) or postcode,
-        addresses=props,
-    )
+    answer = await a.runtime.gateway.address_answer(a.council, postcode)
+    return Response(answer, media_type="application/json")
 
 
 @router.get(
