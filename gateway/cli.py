@@ -40,6 +40,10 @@ app.add_typer(mappings_app, name="mappings")
 app.add_typer(keys_app, name="keys")
 app.add_typer(outbox_app, name="outbox")
 app.add_typer(export_app, name="export")
+properties_app = typer.Typer(
+    help="Property files of the CSV fallback (their postcode index).", no_args_is_help=True
+)
+app.add_typer(properties_app, name="properties")
 
 ConfigDir = Annotated[Path, typer.Option("--config-dir", help="directory of council YAML files")]
 DEMO_KEY = "rgw_demo_local-demo-key"
@@ -787,6 +791,10 @@ def export_bookings(
             self.writer.writerow([spreadsheet_safe(v) for v in row])
 
     async def run() -> None:
+        from sqlalchemy import func
+
+        from gateway.progress import Progress
+
         _, db = _db()
         out = SafeWriter()
         out.writerow(
@@ -811,7 +819,10 @@ def export_bookings(
             q = select(Repair).where(Repair.council == council).order_by(Repair.created_at)
             if status != "all":
                 q = q.where(Repair.status == status)
+            total = (await s.execute(select(func.count()).select_from(q.subquery()))).scalar()
+            progress = Progress(f"export {council}", verb="written", total=int(total or 0))
             for r in (await s.execute(q)).scalars():
+                progress.imported()
                 c = r.contact or {}
                 out.writerow(
                     [
@@ -831,9 +842,35 @@ def export_bookings(
                         london(r.created_at).isoformat(),
                     ]
                 )
+        sys.stdout.flush()
+        progress.finish()  # standard error: the CSV on standard output stays clean
         await db.dispose()  # type: ignore[attr-defined]
 
     asyncio.run(run())
+
+
+@properties_app.command("import")
+def properties_import(
+    config_dir: ConfigDir = Path("deploy/config"),
+    council: Annotated[
+        list[str] | None, typer.Option(help="only this council (repeatable; default: all)")
+    ] = None,
+    force: Annotated[bool, typer.Option(help="rebuild indexes that are current too")] = False,
+) -> None:
+    """Import each CSV fallback property file into its postcode index now, before serving
+    (otherwise the first start does it). Shows progress on a terminal and one summary line
+    per file otherwise: rows read, imported, skipped by reason. Exit 1 if any file fails."""
+    from gateway.property_import import import_properties
+
+    settings = _settings(config_dir)
+    try:
+        failures = import_properties(
+            config_dir, settings.data_dir, council, force=force, out=sys.stderr
+        )
+    except ConfigError as exc:
+        _fail_config(exc)
+    if failures:
+        raise typer.Exit(1)
 
 
 report_app = typer.Typer(help="Reports for council IT.", no_args_is_help=True)

@@ -13,6 +13,7 @@ from sqlalchemy import select, update
 from adaptors.csv_fallback.calendar import Calendar
 from adaptors.csv_fallback.config import CsvFallbackConfig
 from adaptors.csv_fallback.properties import (
+    ImportProgress,
     PropertyFileError,
     PropertyIndex,
     build_index,
@@ -94,6 +95,16 @@ class CsvFallbackAdaptor(AddressSource, Scheduler):
                         raise BackendUnavailable(f"property file is invalid: {exc}") from None
                 self._index = PropertyIndex(self.index_path)
         return self._index
+
+    def import_properties(
+        self, progress: ImportProgress | None = None, *, force: bool = False
+    ) -> int | None:
+        """Build the property index now, before serving (``repairs-gateway properties
+        import``), so the first start does not have to; the number of properties, or None
+        when the index was already current. Raises ``PropertyFileError``."""
+        if not force and index_is_current(self.csv_path, self.index_path):
+            return None
+        return build_index(self.csv_path, self.index_path, progress)
 
     async def check_health(self) -> None:
         """The property file is still there (and its index loaded)."""

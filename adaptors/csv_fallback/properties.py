@@ -20,8 +20,9 @@ import json
 import os
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Protocol
 
 from repairs_gateway_sdk.model import Property, PropertyKind
 from repairs_gateway_sdk.postcodes import normalise_postcode
@@ -49,6 +50,18 @@ class PropertyFileError(ValueError):
     pass
 
 
+class ImportProgress(Protocol):
+    """Told how an import goes (the gateway's ``gateway.progress.Progress`` is one): rows
+    imported, rows skipped by reason (fixed words, never a row's content), how far through
+    the file (bytes)."""
+
+    def imported(self, n: int = 1) -> None: ...
+
+    def skipped(self, reason: str, n: int = 1) -> None: ...
+
+    def position(self, done: int, total: int) -> None: ...
+
+
 def file_encoding(path: Path) -> str:
     """UTF-8 (with or without BOM), UTF-16 (BOM) or, when the first 64 KiB are not UTF-8,
     Windows-1252 (Excel's CSV on a UK Windows PC). ``repairs-gateway check`` reads the same
@@ -68,9 +81,11 @@ def file_encoding(path: Path) -> str:
 
 
 def _rows(
-    path: Path,
+    path: Path, progress: ImportProgress | None = None
 ) -> Iterator[tuple[str, str | None, str, str, str, str | None, int, str | None]]:
     with path.open(newline="", encoding=file_encoding(path)) as fh:
+        size, raw = path.stat().st_size, fh.buffer  # bytes taken from the file: the time left
+        tell: Callable[[], int] = getattr(raw, "tell")  # noqa: B009 - typeshed lacks it
         reader = csv.reader(fh)
         try:
             header = [h.strip().lower() for h in next(reader)]
@@ -79,6 +94,8 @@ def _rows(
         if {"placereference", "addressline", "postcode"} <= set(header):
             ix = [header.index(c) for c in EXPORT]
             for n, rec in enumerate(reader, start=2):
+                if progress is not None and not n % BATCH:
+                    progress.position(tell(), size)
                 if not rec:
                     continue
                 try:
@@ -87,6 +104,8 @@ def _rows(
                     raise PropertyFileError(f"{path}:{n}: too few columns") from None
                 postcode = normalise_postcode(pc)
                 if not pid or postcode is None:
+                    if progress is not None:
+                        progress.skipped("no PlaceReference" if not pid else "bad postcode")
                     continue
                 lines = [p.strip() for p in addr.split(",") if p.strip()]
                 yield pid, None, json.dumps(lines), postcode, "dwelling", None, 1, None
@@ -105,6 +124,8 @@ def _rows(
 
         kinds = {k.value for k in PropertyKind}
         for n, rec in enumerate(reader, start=2):
+            if progress is not None and not n % BATCH:
+                progress.position(tell(), size)
             if not rec:
                 continue
             postcode = normalise_postcode(get(rec, "postcode"))
@@ -133,8 +154,9 @@ def fingerprint(path: Path) -> str:
     return f"{SCHEMA_VERSION}:{path.resolve()}:{st.st_size}:{st.st_mtime_ns}"
 
 
-def build_index(csv_path: Path, index_path: Path) -> int:
-    """Import the CSV into a fresh index file, atomically replacing the old one."""
+def build_index(csv_path: Path, index_path: Path, progress: ImportProgress | None = None) -> int:
+    """Import the CSV into a fresh index file, atomically replacing the old one. ``progress``
+    is told the rows imported (a batch at a time), skipped (by reason) and the bytes read."""
     index_path.parent.mkdir(parents=True, exist_ok=True)
     tmp = index_path.with_suffix(f".tmp{os.getpid()}")
     tmp.unlink(missing_ok=True)
@@ -151,15 +173,22 @@ def build_index(csv_path: Path, index_path: Path) -> int:
         )
         count = 0
         batch: list[tuple[object, ...]] = []
-        for row in _rows(csv_path):
+        size = csv_path.stat().st_size
+        for row in _rows(csv_path, progress):
             batch.append(row)
             if len(batch) >= BATCH:
                 conn.executemany("INSERT INTO properties VALUES (?,?,?,?,?,?,?,?)", batch)
                 count += len(batch)
+                if progress is not None:
+                    progress.imported(len(batch))
                 batch.clear()
         if batch:
             conn.executemany("INSERT INTO properties VALUES (?,?,?,?,?,?,?,?)", batch)
             count += len(batch)
+            if progress is not None:
+                progress.imported(len(batch))
+        if progress is not None:
+            progress.position(size, size)
         conn.execute("CREATE INDEX ix_postcode ON properties(postcode)")
         conn.execute("CREATE UNIQUE INDEX ix_id ON properties(id)")
         conn.execute("INSERT INTO meta VALUES ('fingerprint', ?)", (fingerprint(csv_path),))
