@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.timeutil import today_london
+from repairs_gateway_sdk.timeutil import today_london
 from tests.gatewaykit import demo_council, running_gateway
 
 BASE = "/v1/councils/demo"

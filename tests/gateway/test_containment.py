@@ -13,11 +13,11 @@ import pytest
 from sqlalchemy import func, select
 
 from gateway.councils import Council
-from gateway.errors import BackendCannotAccept, BackendUnavailable, NotAttempted
 from gateway.outbox import OutboxWorker, enqueue
 from gateway.resilience import CallStats, CircuitBreaker, Guarded
 from gateway.storage.models import OutboxItem, Repair
 from gateway.tokens import SlotClaim, TokenCodec
+from repairs_gateway_sdk.errors import BackendCannotAccept, BackendUnavailable, NotAttempted
 from tests.gatewaykit import demo_council, running_gateway
 
 HOSTILE_TEXT = {
@@ -337,7 +337,7 @@ def _claim(**changes: Any) -> SlotClaim:
 
 
 def test_tokens_verify_under_a_rotated_secret_and_expire() -> None:
-    from gateway.errors import InvalidInput
+    from repairs_gateway_sdk.errors import InvalidInput
 
     now = [1_000_000.0]
     old = TokenCodec("old-secret", clock=lambda: now[0])
@@ -356,8 +356,8 @@ def test_tokens_verify_under_a_rotated_secret_and_expire() -> None:
 
 
 def test_signed_but_malformed_tokens_are_422_not_500() -> None:
-    from gateway.errors import InvalidInput
     from gateway.tokens import _Signer
+    from repairs_gateway_sdk.errors import InvalidInput
 
     codec = _codec()
     signer = _Signer(["new-secret"], "slot-token")
@@ -379,8 +379,8 @@ async def test_the_csv_fallback_books_only_slots_its_calendar_offers(tmp_path: P
     from datetime import datetime, timedelta
 
     from adaptors.csv_fallback.adaptor import slot_key
-    from gateway.domain import JobSpec
-    from gateway.timeutil import LONDON
+    from repairs_gateway_sdk.model import JobSpec
+    from repairs_gateway_sdk.timeutil import LONDON
 
     demo, files = demo_council()
     async with running_gateway(tmp_path, {"demo": demo}, files) as gw:
@@ -418,7 +418,7 @@ async def test_the_csv_fallback_books_only_slots_its_calendar_offers(tmp_path: P
 def test_the_guard_fails_closed_on_a_capability_method_it_does_not_know() -> None:
     from abc import abstractmethod
 
-    from adaptors import base
+    from repairs_gateway_sdk import adaptor as base
 
     class Teleporter(base.Scheduler):  # a new capability method, not in the table
         @abstractmethod

@@ -13,11 +13,11 @@ from typer.testing import CliRunner
 
 from gateway.auth import KeyStore, key_state
 from gateway.cli import app
-from gateway.errors import Unauthorized
 from gateway.outbox import enqueue
 from gateway.storage.database import Database
 from gateway.storage.models import ApiKey, AuditEvent, OutboxItem
-from gateway.timeutil import now
+from repairs_gateway_sdk.errors import Unauthorized
+from repairs_gateway_sdk.timeutil import now
 from tests.gatewaykit import DEMO_CONFIG, demo_council, running_gateway
 
 runner = CliRunner()

@@ -15,7 +15,7 @@ from sqlalchemy import update
 from gateway.outbox import enqueue
 from gateway.probes import Prober
 from gateway.storage.models import OutboxItem
-from gateway.timeutil import now
+from repairs_gateway_sdk.timeutil import now
 from tests.gateway.test_notifications import API_KEY, SMS_BOOKED, FakeNotify
 from tests.gateway.test_notifications import notify as notify  # noqa: F401 - a fixture
 from tests.gatewaykit import DEMO_CONFIG, demo_council, running_gateway

@@ -118,7 +118,7 @@ async def test_backend_failures_do_not_leak_what_was_submitted(tmp_path: Path) -
             )
             assert r.status_code in (500, 503)
             assert NAME not in r.text and PHONE not in r.text  # nor to the caller
-            from gateway.errors import BackendUnavailable
+            from repairs_gateway_sdk.errors import BackendUnavailable
 
             async def down(order: object) -> None:
                 raise BackendUnavailable(f"timeout booking for {PHONE}")

@@ -8,11 +8,11 @@ from pathlib import Path
 
 from sqlalchemy import select, update
 
-from gateway.errors import BackendRejected, BackendUnavailable
 from gateway.outbox import OutboxWorker, enqueue, list_items, replay
 from gateway.storage.database import Database
 from gateway.storage.models import OutboxItem
-from gateway.timeutil import now
+from repairs_gateway_sdk.errors import BackendRejected, BackendUnavailable
+from repairs_gateway_sdk.timeutil import now
 
 
 async def make_db(url: str) -> Database:

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from gateway.auth import CACHE_MISSES, KeyStore
-from gateway.errors import RateLimited, Unauthorized
 from gateway.ratelimit import SharedRateLimiter
 from gateway.storage.database import Database
+from repairs_gateway_sdk.errors import RateLimited, Unauthorized
 
 
 class Clock:

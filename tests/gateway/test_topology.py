@@ -35,7 +35,7 @@ from sqlalchemy import create_engine, select
 from gateway.auth import KeyStore
 from gateway.storage.database import Database, sync_url
 from gateway.storage.models import OutboxItem, Repair
-from gateway.timeutil import now
+from repairs_gateway_sdk.timeutil import now
 from tests.gatewaykit import demo_council, write_config
 from tests.pg import create_database
 from tests.processes import ServerProcess, clean_env, migrate_concurrently

@@ -15,7 +15,7 @@ from sqlalchemy import func, select
 from gateway.hro.auth import TokenSigner
 from gateway.storage.models import Repair as RepairRow
 from gateway.storage.models import RepairPhoto
-from gateway.timeutil import today_london
+from repairs_gateway_sdk.timeutil import today_london
 from tests.gatewaykit import GatewayHandle, demo_council, running_gateway
 from tests.hro.kit import (
     IDENTIFIER,
@@ -432,7 +432,7 @@ async def test_photos_are_purged_after_the_retention(tmp_path: Path) -> None:
         from sqlalchemy import update
 
         from gateway.storage.models import OutboxItem
-        from gateway.timeutil import now
+        from repairs_gateway_sdk.timeutil import now
 
         async with gw.database.transaction() as s:  # the retention has passed
             await s.execute(update(RepairPhoto).values(purge_after=now() - timedelta(seconds=1)))

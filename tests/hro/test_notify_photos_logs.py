@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from adaptors.base import AdaptorConfig, Attachment, AttachmentSink, WorksOrderSink
-from gateway.domain import WorksOrder
 from gateway.plugins import register
+from repairs_gateway_sdk.adaptor import AdaptorConfig, Attachment, AttachmentSink, WorksOrderSink
+from repairs_gateway_sdk.model import WorksOrder
 from tests.gateway.test_notifications import API_KEY, EMAIL_BOOKED, SMS_BOOKED, FakeNotify
 from tests.gateway.test_notifications import notify as notify  # noqa: F401 - the fixture
 from tests.gatewaykit import demo_council, running_gateway

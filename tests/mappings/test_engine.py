@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from gateway.domain import JobSize, Priority, Trade
 from mappings.engine import MappingTableError, load_table, parse_table
+from repairs_gateway_sdk.model import JobSize, Priority, Trade
 from tests.gatewaykit import DEMO_SOR, SHARED
 
 HEADER = "sor_code,description,trade,size,duration_minutes,priority,enabled\n"
@@ -69,6 +69,6 @@ def test_demo_table_covers_every_shared_example_code() -> None:
         for row in csv.DictReader(fh):
             mapped = table.get(row["sor_code"])
             assert mapped is not None, row["sor_code"]
-            from gateway.domain import parse_trade
+            from repairs_gateway_sdk.model import parse_trade
 
             assert mapped.trade is parse_trade(row["trade"]), row["sor_code"]

@@ -49,7 +49,7 @@ async def test_browse_book_status_cancel_with_the_vendor_wsdl(
 
 
 def test_vendor_wsdl_declares_every_operation_the_adaptor_calls() -> None:
-    from adaptors.soap import parsed_wsdl
+    from repairs_gateway_sdk.soap import parsed_wsdl
 
     doc = parsed_wsdl(str(VENDOR_WSDL.resolve()), timeout=5)
     binding = next(iter(doc.bindings.values()))

@@ -13,14 +13,14 @@ import respx
 
 from adaptors.totalmobile import client as client_module
 from adaptors.totalmobile.adaptor import TotalmobileAdaptor
-from gateway.domain import RepairStatus, Trade, VendorSlot
-from gateway.errors import (
+from repairs_gateway_sdk.errors import (
     BackendRejected,
     BackendUnavailable,
     InvalidInput,
     SlotUnavailable,
 )
-from gateway.timeutil import at_london, parse_clock
+from repairs_gateway_sdk.model import RepairStatus, Trade, VendorSlot
+from repairs_gateway_sdk.timeutil import at_london, parse_clock
 from tests.adaptors.totalmobile.conftest import make_adaptor
 from tests.adaptors.totalmobile.factories import handle, next_weekday, order, query
 

@@ -8,14 +8,14 @@ from pathlib import Path
 import pytest
 
 from adaptors.totalmobile.adaptor import TotalmobileAdaptor
-from gateway.domain import RepairStatus, VendorSlot
-from gateway.errors import (
+from repairs_gateway_sdk.errors import (
     BackendAuthFailed,
     BackendRejected,
     BackendUnavailable,
     InvalidInput,
     SlotUnavailable,
 )
+from repairs_gateway_sdk.model import RepairStatus, VendorSlot
 from tests.adaptors.totalmobile.conftest import Sim, make_adaptor
 from tests.adaptors.totalmobile.factories import handle, order, query
 

@@ -11,7 +11,7 @@ import httpx
 import pytest
 import respx
 
-from gateway.timeutil import today_london
+from repairs_gateway_sdk.timeutil import today_london
 from tests.adaptors.totalmobile.conftest import make_adaptor
 from tests.adaptors.totalmobile.factories import query
 
