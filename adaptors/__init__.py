@@ -1,1 +1,2 @@
-"""Adaptor plugins. Each sub-package is one backend; see ``adaptors/base.py`` for the seam."""
+"""Adaptor plugins. Each sub-package is one backend; the seam they implement is the SDK
+(``sdk/repairs_gateway_sdk/adaptor.py``)."""

@@ -198,7 +198,7 @@ class AdaptorStarter:
                 self._retry(council, name, adaptor, state), name=f"start:{council.id}:{name}"
             )
         )
-        from gateway.errors import NotAttempted
+        from repairs_gateway_sdk.errors import NotAttempted
 
         raise NotAttempted(
             f"adaptor {name!r} could not start ({error}); retry in {state.retry_in()} s",

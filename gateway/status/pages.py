@@ -267,7 +267,7 @@ def _ago(seconds: float | None) -> str:
 
 
 def _when(dt: Any) -> str:
-    from gateway.timeutil import london
+    from repairs_gateway_sdk.timeutil import london
 
     return london(dt).strftime("%d %b %Y %H:%M") if dt else "-"
 

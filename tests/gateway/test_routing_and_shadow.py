@@ -8,8 +8,8 @@ from pathlib import Path
 from typing import Any
 
 from gateway.config import CapabilityRoute, RouteRule
-from gateway.domain import Trade
 from gateway.routing import RouteRequest, bucket, choose
+from repairs_gateway_sdk.model import Trade
 from tests.gatewaykit import demo_council, running_gateway
 
 
@@ -163,7 +163,7 @@ async def test_breaker_opens_after_repeated_failures_and_health_shows_it(tmp_pat
         async def down(postcode: str) -> list[Any]:
             nonlocal calls
             calls += 1
-            from gateway.errors import BackendUnavailable
+            from repairs_gateway_sdk.errors import BackendUnavailable
 
             raise BackendUnavailable("simulated outage")
 

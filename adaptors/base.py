@@ -1,4 +1,0 @@
-"""Moved to the adaptor SDK: ``repairs_gateway_sdk.adaptor``. Kept only so code written against
-the old path keeps working; import from the SDK."""
-
-from repairs_gateway_sdk.adaptor import *  # noqa: F403
