@@ -4,8 +4,9 @@ Each serving adaptor's ``check_health()`` (a real, cheap call to its backend: se
 sdk/repairs_gateway_sdk/adaptor.py) is run every ``interval`` seconds (jittered by a quarter
 either way, so replicas and adaptors do not probe in step), under ``timeout``, with at most
 ``concurrency`` probes at once in the process. Results are kept with their time: /health and
-/metrics show the last result and its age, never calling a backend themselves - except that an adaptor not probed
-yet (just started) is probed once on demand, deduplicated with the prober's own probe.
+/metrics show the last result and its age, never calling a backend themselves - except that an
+adaptor not probed yet (just started) is probed once on demand, deduplicated with the prober's
+own probe.
 
 So a backend that goes down shows as failing within ``interval * 1.25 + timeout`` seconds (30
 by default), whatever the traffic, and the probe load on a backend is one cheap call per
