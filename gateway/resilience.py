@@ -20,6 +20,7 @@ from typing import Any
 
 from prometheus_client import Counter, Gauge, Histogram
 
+from gateway import tracing
 from repairs_gateway_sdk.adaptor import METHOD_CAPABILITY, unguarded_methods
 from repairs_gateway_sdk.errors import (
     BackendAuthFailed,
@@ -241,4 +242,22 @@ class Guarded:
                 seconds.observe(elapsed)
                 open_gauge.set(1 if breaker.opened_at is not None else 0)
 
-        return call
+        if not tracing.ENABLED:  # decided once per wrapped method: nothing added when off
+            return call
+        type_name = str(getattr(adaptor, "type_name", type(adaptor).__name__))
+        council_id = self._council
+
+        async def traced(*args: Any, **kwargs: Any) -> Any:
+            with tracing.adaptor_span(council_id, name, type_name, capability, attr) as span:
+                try:
+                    result = await call(*args, **kwargs)
+                except GatewayError as exc:
+                    tracing.failed(span, exc.slug, exc)
+                    raise
+                except BaseException as exc:
+                    tracing.failed(span, "error", exc)
+                    raise
+                span.set_attribute("gateway.outcome", "ok")
+                return result
+
+        return traced

@@ -7,6 +7,7 @@ import asyncio
 
 import structlog
 
+from gateway import tracing
 from gateway.auth import KeyStore, Principal
 from gateway.booking import Bookings
 from gateway.config import ConfigError
@@ -46,6 +47,8 @@ class Runtime:
         # every process calling adaptors records call stats to flush (default: with the worker)
         self.periodic_flush = run_worker if periodic_flush is None else periodic_flush
         self.database = Database(settings.resolved_database_url())
+        if tracing.configure(settings):  # off unless an OTLP endpoint is set
+            tracing.instrument_engine(self.database.engine)
         councils, problems = load_councils(settings.config_dir, settings.data_dir, self.database)
         fatal = [p for p in problems if p.fatal]
         for p in problems:
@@ -134,6 +137,7 @@ class Runtime:
                 except Exception:  # noqa: BLE001 - shutting down; keep closing the others
                     log.warning("adaptor.close_failed", council=council.id, adaptor=adaptor.name)
         await self.database.dispose()
+        tracing.shutdown()
 
     async def authenticate(self, presented: str | None) -> Principal:
         if not self.settings.require_api_keys:

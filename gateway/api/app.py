@@ -12,7 +12,7 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.responses import HTMLResponse
 from fastapi_offline import FastAPIOffline
 
-from gateway import __version__
+from gateway import __version__, tracing
 from gateway.api import (
     admin,
     admin_ops,
@@ -31,6 +31,7 @@ from gateway.runtime import Runtime
 from gateway.settings import Settings
 from gateway.status import router as status_router
 from gateway.status.errors import ErrorCounter
+from gateway.tracing import TraceRequests
 from repairs_gateway_sdk.errors import NotFound
 
 DESCRIPTION = """One standard repairs API in front of councils' legacy systems.
@@ -156,4 +157,6 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
         budget_seconds=settings.request_budget_seconds,
         large_bodies=hro.LARGE_BODIES,
     )
+    if tracing.ENABLED:  # OpenTelemetry (gateway/tracing.py): outermost; absent when off
+        app.add_middleware(TraceRequests)
     return app
