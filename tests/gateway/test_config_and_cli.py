@@ -112,11 +112,12 @@ def test_export_bookings_as_csv_for_councils_working_by_hand(tmp_path: Path, mon
     monkeypatch.setenv("DATABASE_URL", f"sqlite:///{db}")
     result = runner.invoke(app, ["export", "bookings", "demo"])
     assert result.exit_code == 0, result.output
-    rows = list(csv.DictReader(io.StringIO(result.output)))
+    rows = list(csv.DictReader(io.StringIO(result.stdout)))  # the counts go to stderr
     assert [(x["reference"], x["sor_code"], x["contact_phone"]) for x in rows] == [
         (ref, "N631111", "07700900001")
     ]
     assert rows[0]["appointment_start"] == start
+    assert "export demo: 1 rows read, 1 written, 0 skipped" in result.stderr
 
 
 def test_the_simulated_councils_config_stays_valid(monkeypatch) -> None:  # type: ignore[no-untyped-def]
