@@ -33,6 +33,8 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.bench_totalmobile
 	$(BIN)/python -m bench.bench_hostile_backends
 	$(BIN)/python -m bench.fault_campaign --bookings 1000 --seed 1
+	$(BIN)/python -m bench.bench_booking_overhead
+	$(BIN)/python -m bench.bench_growth
 
 bench-load: $(STAMP)
 	$(BIN)/python -m bench.load_run --minutes 5 --db sqlite
