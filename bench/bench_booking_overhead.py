@@ -207,8 +207,10 @@ class Direct:
     def __init__(self, drs_port: int, tmp: Path) -> None:
         from adaptors.kirona_drs.adaptor import KironaDRSAdaptor
         from adaptors.kirona_drs.config import KironaDRSConfig
+        from gateway.logging import configure
         from repairs_gateway_sdk.adaptor import AdaptorContext
 
+        configure("warning")  # the gateway's level in this run: no info lines on either side
         options = {**drs_options(drs_port), "password": DRS_PASSWORD}
         context = AdaptorContext(council=COUNCIL, name="drs", config_dir=tmp, data_dir=tmp)
         self.adaptor = KironaDRSAdaptor(KironaDRSConfig(**options), context)

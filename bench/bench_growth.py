@@ -24,19 +24,21 @@ with COPY (one pass, tab-separated text):
   full history; the measured council's next six weeks partly taken, never full: capacity is
   1,000 so that every measured booking succeeds).
 
-Then `ANALYZE`, and a real `repairs-gateway serve` (one uvicorn worker, its outbox worker on)
-for the measured council: addresses and appointments from the CSV fallback (a generated
-property file of 2,000 homes in 100 postcodes; its index is the same at every size), no works
-orders or notifications (so every booking is the gateway's own work on this database). One
-closed-loop caller, after warm-up: per iteration a postcode lookup, an availability page for
-a property (just after the previous booking, which cleared the adaptor's 2-second usage
-cache, so each page reads `csv_slot_usage`), and a booking of its first slot with a new
-Idempotency-Key.
+Then `VACUUM ANALYZE`, and for each size a real `repairs-gateway serve` (one uvicorn worker,
+its outbox worker on) for the measured council, all running at once: addresses and
+appointments from the CSV fallback (a generated property file of 2,000 homes in 100
+postcodes; its index is the same at every size), no works orders or notifications (so a
+booking is the gateway's own work on this database). One closed-loop caller per gateway, used
+one at a time: per step a postcode lookup, an availability page for a property (just after
+the previous booking, which cleared the adaptor's 2-second usage cache, so each page reads
+`csv_slot_usage`), and a booking of its first slot with a new Idempotency-Key. After a
+warm-up, the sizes are measured in interleaved rounds (`--batch` steps per size per round,
+the order rotated each round), so the noise of the shared machine falls on every size alike.
 
 Reported per size: p50/p99 of each call and the ratio to the smallest size (the baseline, in
-the same run), how long seeding took, and `EXPLAIN (ANALYZE)` of the hot queries (their plan
-and time), which says why a cost is flat or why not. The machine's load average is recorded
-per size.
+the same run), how long seeding took, and `EXPLAIN (ANALYZE)` of the hot queries (plan and
+median time of 5), which says why a cost is flat or why not; with the machine's load average
+(1 minute, lowest and highest seen between rounds) and the cores busy while measuring.
 """
 
 from __future__ import annotations
@@ -48,10 +50,13 @@ import os
 import random
 import secrets
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
 import time
+from contextlib import ExitStack
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from datetime import time as dtime
 from pathlib import Path
@@ -70,6 +75,7 @@ ADAPTOR = "props"
 JOBS = {"plumbing": "N630945", "electrical": "N858111", "carpentry": "N373049"}
 TEMPLATES = [(8, 0, 12, 0), (12, 0, 16, 0), (9, 30, 14, 30), (8, 0, 16, 0)]
 CAPACITY = 1000
+OUTBOX_INDEXES = ("ix_outbox_state_due", "ix_outbox_state_kind")  # migration 0007
 FLAT_FACTOR = 1.5  # "flat": p50 at the largest size within 1.5x of the baseline's
 
 
@@ -183,6 +189,15 @@ REPAIR_COLS = (
     "vendor_slot slot_start slot_end slot_label works_order_adaptor works_order_ref client_id "
     "created_at updated_at"
 ).split()
+IDEM_COLS = (
+    "council client_id key request_hash state response_status response_body repair_reference "
+    "created_at"
+).split()
+OUTBOX_COLS = (
+    "council kind payload state attempts next_attempt_at locked_until locked_by last_error "
+    "created_at done_at"
+).split()
+CSV_BOOKING_COLS = "council adaptor reference trade slot_key status".split()
 STATUSES = [("booked", 80), ("completed", 8), ("cancelled", 6), ("failed", 3)]
 STATUSES.append(("awaiting_appointment", 100 - sum(w for _, w in STATUSES)))
 
@@ -209,11 +224,40 @@ def seed(url: str, size: int, today: date, seed_value: int = 16) -> dict[str, An
     counts: dict[str, Any] = {}
     usage: dict[tuple[str, str, str], int] = {}
     trades = list(JOBS)
-    with psycopg.connect(url, autocommit=False) as conn, conn.cursor() as cur:
-        rep = Copier(cur, "repairs", REPAIR_COLS)
-        rows_idem: list[tuple[Any, ...]] = []
-        rows_out: list[tuple[Any, ...]] = []
-        rows_csv: list[tuple[Any, ...]] = []
+
+    def outbox_row(
+        council: str,
+        kind: str,
+        payload: dict[str, str],
+        state: str,
+        due: str,
+        created: str,
+        done_at: str | None,
+    ) -> tuple[Any, ...]:
+        attempts = 1 if state == "done" else 0
+        return (
+            council,
+            kind,
+            json.dumps(payload),
+            state,
+            attempts,
+            due,
+            None,
+            None,
+            None,
+            created,
+            done_at,
+        )
+
+    with ExitStack() as stack:
+        conns = [stack.enter_context(psycopg.connect(url, autocommit=False)) for _ in range(5)]
+        curs = [stack.enter_context(conn.cursor()) for conn in conns]
+        rep = Copier(curs[0], "repairs", REPAIR_COLS)
+        idem = Copier(curs[1], "idempotency_keys", IDEM_COLS)
+        outbox = Copier(curs[2], "outbox", OUTBOX_COLS)
+        csvb = Copier(
+            curs[3], "csv_bookings", "council adaptor reference trade slot_key status".split()
+        )
         for i in range(size):
             council = COUNCIL if i % 2 == 0 else councils[1 + (i // 2) % 99]
             ref = f"S{i:09d}"
@@ -224,7 +268,8 @@ def seed(url: str, size: int, today: date, seed_value: int = 16) -> dict[str, An
             while day.weekday() >= 5:
                 day -= timedelta(days=1)
             start, end = _slot(day, rnd.randrange(4))
-            created = datetime.combine(day, dtime(7, 0), tzinfo=UTC) - timedelta(days=5)
+            created_dt = datetime.combine(day, dtime(7, 0), tzinfo=UTC) - timedelta(days=5)
+            created = _ts(created_dt)
             key = _key(start, end)
             booked = status in ("booked", "completed")
             rep.row(
@@ -251,122 +296,78 @@ def seed(url: str, size: int, today: date, seed_value: int = 16) -> dict[str, An
                 None,
                 None,
                 "seedclient",
-                _ts(created),
-                _ts(created),
+                created,
+                created,
             )
-            rows_idem.append(
-                (
-                    council,
-                    "seedclient",
-                    f"seed-{i}",
-                    "0" * 64,
-                    "done",
-                    201,
-                    json.dumps({"reference": ref, "status": status}),
-                    ref,
-                    _ts(created),
-                )
+            idem.row(
+                council,
+                "seedclient",
+                f"seed-{i}",
+                "0" * 64,
+                "done",
+                201,
+                json.dumps({"reference": ref, "status": status}),
+                ref,
+                created,
             )
-            done_at = _ts(created + timedelta(seconds=2))
-            rows_out.append(
-                (
-                    council,
-                    "works_order.raise",
-                    json.dumps({"reference": ref}),
-                    "done",
-                    1,
-                    _ts(created),
-                    None,
-                    None,
-                    None,
-                    _ts(created),
-                    done_at,
+            done_at = _ts(created_dt + timedelta(seconds=2))
+            payload = {"reference": ref}
+            outbox.row(
+                *outbox_row(
+                    council, "works_order.raise", payload, "done", created, created, done_at
                 )
             )
             if rnd.random() < 0.7:
-                rows_out.append(
-                    (
+                outbox.row(
+                    *outbox_row(
                         council,
                         "notification.send",
-                        json.dumps({"reference": ref, "event": "booked"}),
+                        {**payload, "event": "booked"},
                         "done",
-                        1,
-                        _ts(created),
-                        None,
-                        None,
-                        None,
-                        _ts(created),
+                        created,
+                        created,
                         done_at,
                     )
                 )
             if status == "failed":
-                rows_out.append(
-                    (
-                        council,
-                        "booking.compensate",
-                        json.dumps({"reference": ref}),
-                        "done",
-                        1,
-                        _ts(created),
-                        None,
-                        None,
-                        None,
-                        _ts(created),
-                        done_at,
+                outbox.row(
+                    *outbox_row(
+                        council, "booking.compensate", payload, "done", created, created, done_at
                     )
                 )
             if booked and day_n >= future_from and rnd.random() < 0.5:
-                due = _ts(start - timedelta(days=1))
-                rows_out.append(
-                    (
+                outbox.row(
+                    *outbox_row(
                         council,
                         "notification.send",
-                        json.dumps({"reference": ref, "event": "reminder"}),
+                        {**payload, "event": "reminder"},
                         "pending",
-                        0,
-                        due,
-                        None,
-                        None,
-                        None,
-                        _ts(created),
+                        _ts(start - timedelta(days=1)),
+                        created,
                         None,
                     )
                 )
             if booked:
-                rows_csv.append((council, ADAPTOR, ref, trade, key, "booked"))
+                csvb.row(council, ADAPTOR, ref, trade, key, "booked")
                 u = (council, trade, key)
                 usage[u] = usage.get(u, 0) + 1
-        rep.close()
-        counts["repairs"] = rep.rows
-        for table, cols, rows in (
-            (
-                "idempotency_keys",
-                "council client_id key request_hash state response_status response_body "
-                "repair_reference created_at",
-                rows_idem,
-            ),
-            (
-                "outbox",
-                "council kind payload state attempts next_attempt_at locked_until locked_by "
-                "last_error created_at done_at",
-                rows_out,
-            ),
-            ("csv_bookings", "council adaptor reference trade slot_key status", rows_csv),
-        ):
-            c = Copier(cur, table, cols.split())
-            for r in rows:
-                c.row(*r)
-            c.close()
-            counts[table] = c.rows
         # csv_slot_usage in proportion: a row per slot the seeded bookings took, each place
         # counted 20 times over (capped at half the capacity: the measured council's next
         # weeks stay bookable), as diaries fuller than the seeded sample would be.
-        c = Copier(cur, "csv_slot_usage", "council adaptor trade slot_key used".split())
+        slots = Copier(curs[4], "csv_slot_usage", "council adaptor trade slot_key used".split())
         for (council, trade, key), n in usage.items():
-            c.row(council, ADAPTOR, trade, key, min(CAPACITY // 2, n * 20))
-        c.close()
-        counts["csv_slot_usage"] = c.rows
-        conn.commit()
+            slots.row(council, ADAPTOR, trade, key, min(CAPACITY // 2, n * 20))
+        for name, c in (
+            ("repairs", rep),
+            ("idempotency_keys", idem),
+            ("outbox", outbox),
+            ("csv_bookings", csvb),
+            ("csv_slot_usage", slots),
+        ):
+            c.close()
+            counts[name] = c.rows
+        for conn in conns:
+            conn.commit()
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute("VACUUM ANALYZE")
     counts["seconds"] = round(time.monotonic() - t0, 1)
@@ -443,11 +444,11 @@ def _plan_words(plan: dict[str, Any]) -> str:
 
 
 # -- the gateway --------------------------------------------------------------------------------
-def env_for(tmp: Path, url: str) -> dict[str, str]:
+def env_for(data_dir: Path, url: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("GATEWAY_")}
     env.update(
         DATABASE_URL=url,
-        GATEWAY_DATA_DIR=str(tmp / "data"),
+        GATEWAY_DATA_DIR=str(data_dir),
         GATEWAY_SECRET_KEY=secrets.token_urlsafe(32),
         GATEWAY_LOG_LEVEL="warning",
     )
@@ -465,120 +466,196 @@ def cli(args: list[str], env: dict[str, str]) -> str:
     ).stdout
 
 
-def measure(
-    base: str, key: str, by_pc: dict[str, list[str]], iterations: int, warmup: int, tag: str
-) -> dict[str, list[float]]:
-    rnd = random.Random(7)
-    pcs = sorted(by_pc)
-    ms: dict[str, list[float]] = {"addresses": [], "appointments": [], "booking": []}
-    with httpx.Client(
-        base_url=f"{base}/v1/councils/{COUNCIL}",
-        timeout=30,
-        headers={"Authorization": f"Bearer {key}"},
-    ) as c:
-        for i in range(warmup + iterations):
-            pc = rnd.choice(pcs)
-            trade = list(JOBS)[i % 3]
+class Caller:
+    """One closed-loop caller of one gateway: postcode, availability, booking per step."""
+
+    def __init__(self, base: str, key: str, by_pc: dict[str, list[str]], tag: str) -> None:
+        self.rnd = random.Random(7)
+        self.by_pc = by_pc
+        self.pcs = sorted(by_pc)
+        self.tag = tag
+        self.i = 0
+        self.ms: dict[str, list[float]] = {"addresses": [], "appointments": [], "booking": []}
+        self.client = httpx.Client(
+            base_url=f"{base}/v1/councils/{COUNCIL}",
+            timeout=30,
+            headers={"Authorization": f"Bearer {key}"},
+        )
+
+    def steps(self, n: int, *, record: bool = True) -> None:
+        c = self.client
+        for _ in range(n):
+            self.i += 1
+            pc = self.rnd.choice(self.pcs)
+            sor = list(JOBS.values())[self.i % 3]
             t = time.perf_counter()
             r = c.get("/addresses", params={"postcode": pc})
             a_ms = (time.perf_counter() - t) * 1000
             assert r.status_code == 200, r.text[:300]
-            prop = rnd.choice(by_pc[pc])
+            prop = self.rnd.choice(self.by_pc[pc])
             t = time.perf_counter()
-            r = c.get("/appointments", params={"property_id": prop, "sor_code": JOBS[trade]})
+            r = c.get("/appointments", params={"property_id": prop, "sor_code": sor})
             s_ms = (time.perf_counter() - t) * 1000
             assert r.status_code == 200 and r.json()["slots"], r.text[:300]
             body = {
                 "property_id": prop,
-                "sor_code": JOBS[trade],
+                "sor_code": sor,
                 "description": "A dripping tap in the kitchen",
                 "contact": {"phone": "07700 900123"},
                 "slot_token": r.json()["slots"][0]["slot_token"],
             }
             t = time.perf_counter()
-            r = c.post("/repairs", json=body, headers={"Idempotency-Key": f"{tag}-{i}"})
+            r = c.post("/repairs", json=body, headers={"Idempotency-Key": f"{self.tag}-{self.i}"})
             b_ms = (time.perf_counter() - t) * 1000
             assert r.status_code == 201, r.text[:300]
-            if i >= warmup:
-                ms["addresses"].append(a_ms)
-                ms["appointments"].append(s_ms)
-                ms["booking"].append(b_ms)
-    return ms
+            if record:
+                self.ms["addresses"].append(a_ms)
+                self.ms["appointments"].append(s_ms)
+                self.ms["booking"].append(b_ms)
 
 
-def run_size(
-    admin: str, size: int, tmp: Path, by_pc: dict[str, list[str]], args: argparse.Namespace
-) -> dict[str, Any]:
+@dataclass
+class Size:
+    bookings: int
+    url: str
+    env: dict[str, str]
+    key: str
+    counts: dict[str, Any]
+    proc: subprocess.Popen[bytes] | None = None
+    caller: Caller | None = None
+
+
+def prepare(admin: str, size: int, tmp: Path, today: date, without_indexes: bool) -> Size:
     from tests.pg import create_database
 
     url = create_database(admin, f"growth{size}")
-    env = env_for(tmp, url)
-    config_dir = tmp / "config"
+    env = env_for(tmp / f"data-{size}", url)
     cli(["migrate"], env)
-    today = datetime.now(UTC).date()
     log(f"{size:,} bookings: seeding")
-    counts = seed(url.replace("postgresql://", "postgresql://", 1), size, today)
+    counts = seed(url, size, today)
     log(f"{size:,} bookings: seeded {counts}")
+    if without_indexes:
+        import psycopg
+
+        with psycopg.connect(url, autocommit=True) as conn:
+            for name in OUTBOX_INDEXES:
+                conn.execute(f"DROP INDEX IF EXISTS {name}")
     out = cli(
-        [
-            "keys",
-            "create",
-            "growth",
-            "--council",
-            COUNCIL,
-            "--rate-per-minute",
-            "100000000",
-            "--config-dir",
-            str(config_dir),
-        ],
+        ["keys", "create", "growth", "--council", COUNCIL, "--rate-per-minute", "100000000"]
+        + ["--config-dir", str(tmp / "config")],
         env,
     )
-    key = next(x for x in out.split() if x.startswith("rgw_"))
+    return Size(size, url, env, next(x for x in out.split() if x.startswith("rgw_")), counts)
+
+
+def start(sz: Size, tmp: Path, by_pc: dict[str, list[str]]) -> None:
     port = free_port()
-    gw_log = tmp / f"gateway-{size}.log"
-    proc = subprocess.Popen(  # noqa: S603
-        [PY, "-m", "gateway.cli", "serve", "--config-dir", str(config_dir), "--port", str(port)],
+    gw_log = tmp / f"gateway-{sz.bookings}.log"
+    sz.proc = subprocess.Popen(  # noqa: S603
+        [PY, "-m", "gateway.cli", "serve", "--config-dir", str(tmp / "config")]
+        + ["--port", str(port)],
         cwd=REPO,
-        env=env,
+        env=sz.env,
         stdout=gw_log.open("wb"),
         stderr=subprocess.STDOUT,
     )
     base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(f"gateway exited: {gw_log.read_text()[-2000:]}")
-            try:
-                if httpx.get(f"{base}/health/ready", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError("gateway not ready in 120 s")
-            time.sleep(0.2)
-        load0, busy0, wall0 = loadavg(), busy_cpu_seconds(), time.monotonic()
-        ms = measure(base, key, by_pc, args.iterations, args.warmup, f"g{size}")
-        cores = (busy_cpu_seconds() - busy0) / (time.monotonic() - wall0)
-        load1 = loadavg()
-    finally:
-        proc.terminate()
+    deadline = time.monotonic() + 120
+    while True:
+        if sz.proc.poll() is not None:
+            raise RuntimeError(f"gateway exited: {gw_log.read_text()[-2000:]}")
         try:
-            proc.wait(20)
+            if httpx.get(f"{base}/health/ready", timeout=2).status_code == 200:
+                break
+        except httpx.HTTPError:
+            pass
+        if time.monotonic() > deadline:
+            raise RuntimeError("gateway not ready in 120 s")
+        time.sleep(0.2)
+    sz.caller = Caller(base, sz.key, by_pc, f"g{sz.bookings}")
+
+
+def pause(sz: Size, stopped: bool) -> None:
+    """Only the gateway being measured runs: the others are stopped (SIGSTOP), so that their
+    background work (the outbox worker's poll, probes) never lands on another size's figures."""
+    assert sz.proc is not None
+    os.kill(sz.proc.pid, signal.SIGSTOP if stopped else signal.SIGCONT)
+    if not stopped:
+        time.sleep(0.05)
+
+
+def stop(sz: Size) -> None:
+    if sz.proc is not None and sz.proc.poll() is None:
+        os.kill(sz.proc.pid, signal.SIGCONT)
+    if sz.caller is not None:
+        sz.caller.client.close()
+    if sz.proc is not None and sz.proc.poll() is None:
+        sz.proc.terminate()
+        try:
+            sz.proc.wait(20)
         except subprocess.TimeoutExpired:
-            proc.kill()
-    plans = explain(url, today)
+            sz.proc.kill()
+
+
+def run(args: argparse.Namespace, tmp: Path, by_pc: dict[str, list[str]]) -> dict[str, Any]:
+    """Seed every size, start a gateway on each, then measure them in interleaved rounds
+    (``--batch`` steps per size per round, the order rotated each round) so that the
+    machine's noise falls on every size alike."""
+    from tests.pg import postgres_server
+
+    today = datetime.now(UTC).date()
+    sizes = [int(s) for s in args.sizes.split(",")]
+    with postgres_server() as admin:
+        prepared = [prepare(admin, n, tmp, today, args.without_outbox_indexes) for n in sizes]
+        try:
+            for sz in prepared:
+                start(sz, tmp, by_pc)
+                pause(sz, True)
+            for sz in prepared:
+                assert sz.caller is not None
+                pause(sz, False)
+                sz.caller.steps(args.warmup, record=False)
+                pause(sz, True)
+            load: list[float] = []
+            busy0, wall0 = busy_cpu_seconds(), time.monotonic()
+            rounds = -(-args.iterations // args.batch)
+            for r in range(rounds):
+                order = prepared[r % len(prepared) :] + prepared[: r % len(prepared)]
+                for sz in order:
+                    assert sz.caller is not None
+                    pause(sz, False)
+                    sz.caller.steps(args.batch)
+                    pause(sz, True)
+                load.append(loadavg()[0])
+            cores = (busy_cpu_seconds() - busy0) / (time.monotonic() - wall0)
+            measured_s = time.monotonic() - wall0
+        finally:
+            for sz in prepared:
+                stop(sz)
+        results = []
+        for sz in prepared:
+            assert sz.caller is not None
+            results.append(
+                {
+                    "bookings": sz.bookings,
+                    "rows": sz.counts,
+                    "calls": {
+                        k: {
+                            "p50_ms": round(pct(v, 0.5), 2),
+                            "p99_ms": round(pct(v, 0.99), 2),
+                            "n": len(v),
+                        }
+                        for k, v in sz.caller.ms.items()
+                    },
+                    "explain": explain(sz.url, today),
+                }
+            )
     return {
-        "bookings": size,
-        "rows": counts,
-        "loadavg_before": load0,
-        "loadavg_after": load1,
+        "results": results,
+        "measured_s": round(measured_s, 1),
+        "loadavg_1min_min_max": [min(load), max(load)],
         "machine_busy_cores": round(cores, 2),
-        "calls": {
-            k: {"p50_ms": round(pct(v, 0.5), 2), "p99_ms": round(pct(v, 0.99), 2), "n": len(v)}
-            for k, v in ms.items()
-        },
-        "explain": plans,
+        "without_outbox_indexes": args.without_outbox_indexes,
     }
 
 
@@ -586,9 +663,8 @@ def markdown(results: list[dict[str, Any]]) -> str:
     base = results[0]
     lines = [
         "| bookings in the table | seeded in s | addresses p50 / p99 ms | appointments p50 / p99 "
-        "ms | booking p50 / p99 ms | p50 vs baseline (addr / appt / booking) | load avg "
-        "(1 min) | machine busy cores |",
-        "|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "ms | booking p50 / p99 ms | p50 vs baseline (addr / appt / booking) |",
+        "|---:|---:|---:|---:|---:|---:|",
     ]
     for r in results:
         c, b = r["calls"], base["calls"]
@@ -596,8 +672,7 @@ def markdown(results: list[dict[str, Any]]) -> str:
         lines.append(
             f"| {r['bookings']:,} | {r['rows']['seconds']} "
             + "".join(f"| {c[k]['p50_ms']:.2f} / {c[k]['p99_ms']:.2f} " for k in c)
-            + f"| {ratio} | {r['loadavg_before'][0]:.2f}-{r['loadavg_after'][0]:.2f} "
-            f"| {r['machine_busy_cores']:.2f} |"
+            + f"| {ratio} |"
         )
     lines += [
         "",
@@ -621,31 +696,37 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--sizes", default="1000,10000,1000000")
     ap.add_argument("--iterations", type=int, default=200)
     ap.add_argument("--warmup", type=int, default=30)
+    ap.add_argument(
+        "--without-outbox-indexes",
+        action="store_true",
+        help="drop migration 0007's outbox indexes after migrating (the schema before it)",
+    )
+    ap.add_argument("--batch", type=int, default=10, help="steps per size per round")
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args(argv)
-    from tests.pg import postgres_server
-
     tmp = Path(tempfile.mkdtemp(prefix="bench-growth-"))
     by_pc = write_properties(tmp / "properties.csv", 2000, 100)
     write_council(tmp / "config", tmp / "properties.csv")
-    results = []
     t0 = time.monotonic()
-    with postgres_server() as admin:
-        for size in (int(s) for s in args.sizes.split(",")):
-            results.append(run_size(admin, size, tmp, by_pc, args))
-            log(f"{size:,}: {results[-1]['calls']}")
+    out = run(args, tmp, by_pc)
+    results = out["results"]
     largest, base = results[-1]["calls"], results[0]["calls"]
     flat = {k: largest[k]["p50_ms"] <= FLAT_FACTOR * base[k]["p50_ms"] for k in base}
     result = {
         "machine": machine_info(),
         "seconds": round(time.monotonic() - t0, 1),
-        "results": results,
+        **out,
         "flat": flat,
     }
     if args.json:
         args.json.write_text(json.dumps(result, indent=2))
     print(json.dumps(result, indent=1))  # noqa: T201
     print(markdown(results))  # noqa: T201
+    print(  # noqa: T201
+        f"\nmeasured for {out['measured_s']} s (sizes interleaved); load average (1 min) "
+        f"{out['loadavg_1min_min_max'][0]:.2f}-{out['loadavg_1min_min_max'][1]:.2f}; machine "
+        f"busy {out['machine_busy_cores']:.2f} cores of {os.cpu_count()}"
+    )
     print(f"\nflat (p50 at the largest size within {FLAT_FACTOR}x of the baseline): {flat}")  # noqa: T201
     shutil.rmtree(tmp, ignore_errors=True)
     return 0
