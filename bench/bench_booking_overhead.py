@@ -7,8 +7,9 @@ Goal: with Kirona DRS at realistic latency, a booking through the gateway costs 
 
 Set-up (all on loopback, started by the bench): the DRS simulator
 (`python -m adaptors.kirona_drs.simulator`) with a *fixed* latency on every call (1.5 s by
-default, `--latency`), and a real `repairs-gateway serve` process (SQLite, one uvicorn
-worker, its outbox worker running) with one council: addresses from a CSV fallback (a
+default, `--latency`), and a real `repairs-gateway serve` process (SQLite, or with `--db
+postgres` a PostgreSQL server from tests/pg.py, migrated; one uvicorn worker, its outbox
+worker running) with one council: addresses from a CSV fallback (a
 generated property file), appointments from DRS.
 
 What a booking is, through the gateway (timed by the caller, a keep-alive httpx client in
@@ -59,6 +60,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Awaitable, Callable
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -148,12 +150,12 @@ def write_council(config_dir: Path, drs_port: int, properties: Path) -> None:
     (config_dir / f"{COUNCIL}.yaml").write_text(yaml.safe_dump(body, sort_keys=False))
 
 
-def env_for(data_dir: Path) -> dict[str, str]:
+def env_for(data_dir: Path, database_url: str | None) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("GATEWAY_")}
     env.pop("DATABASE_URL", None)
     env.update(
         GATEWAY_DATA_DIR=str(data_dir),
-        DATABASE_URL=f"sqlite:///{data_dir / 'gateway.db'}",
+        DATABASE_URL=database_url or f"sqlite:///{data_dir / 'gateway.db'}",
         GATEWAY_SECRET_KEY=secrets.token_urlsafe(32),
         GATEWAY_LOG_LEVEL="warning",
         DRS_PASSWORD=DRS_PASSWORD,
@@ -457,8 +459,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--concurrency", type=int, default=4, help="concurrent bookings per batch")
     ap.add_argument("--latency", type=float, default=1.5, help="seconds per DRS call (fixed)")
     ap.add_argument("--warmup", type=int, default=2)
+    ap.add_argument("--db", choices=["sqlite", "postgres"], default="sqlite")
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args(argv)
+    stack = ExitStack()
+    database_url = None
+    if args.db == "postgres":
+        from tests.pg import create_database, postgres_server
+
+        database_url = create_database(stack.enter_context(postgres_server()), "overhead")
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-overhead-"))
     rows = property_rows(2 * (args.bookings + args.warmup + args.concurrency))
@@ -492,7 +501,15 @@ def main(argv: list[str] | None = None) -> int:
         config_dir, data_dir = tmp / "config", tmp / "data"
         write_council(config_dir, drs_port, tmp / "properties.csv")
         data_dir.mkdir()
-        env = env_for(data_dir)
+        env = env_for(data_dir, database_url)
+        if database_url:
+            subprocess.run(  # noqa: S603
+                [PY, "-m", "gateway.cli", "migrate"],
+                cwd=REPO,
+                env=env,
+                check=True,
+                capture_output=True,
+            )
         out = subprocess.run(  # noqa: S603
             [
                 PY,
@@ -566,10 +583,12 @@ def main(argv: list[str] | None = None) -> int:
         if gw_proc is not None:
             stop(gw_proc)
         stop(sim)
+        stack.close()
     summary = summarise(gw, dr)
     post = summary["POST repairs"]
     result = {
         "machine": machine_info(),
+        "db": args.db,
         "latency_s": args.latency,
         "bookings": len(gw),
         "concurrency": args.concurrency,
