@@ -1,0 +1,289 @@
+"""Platform scale (issue 16): one gateway process serving N councils.
+
+For N in 1, 100, 400 and 1,600 generated councils (a third Civica UH + Kirona DRS, a third
+Totalmobile with a CSV address file, a third CSV fallback only, all on one set of simulators
+on loopback), it starts `repairs-gateway serve` as a real process and reports:
+
+- start-up: seconds from launch to /health/live (listening) and /health/ready;
+- RSS after start, and after the first calls (MiB), with the cost per council as a slope;
+- first call to a council (its adaptors start lazily on that call) against a warm call to
+  the same council, and the backend's own round trip (a raw HTTP exchange with its simulator).
+
+Baselines are in the same run: N = 1 for start-up and memory, the warm call and the raw
+backend exchange for first-call latency. Run: `.venv/bin/python -m bench.bench_platform`
+(`--sizes 1,100` for a quick run). Figures go to bench/RESULTS.md by hand.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import secrets
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import yaml
+
+from bench.common import free_port, machine_info
+
+REPO = Path(__file__).resolve().parent.parent
+SOR = REPO / "mappings" / "examples" / "demo-sor.csv"
+PROPERTIES = REPO / "deploy" / "config" / "demo-properties.csv"
+SIMULATORS = {
+    "uh": ("adaptors.civica_uh.simulator", ["--latency-ms", "0"]),
+    "drs": ("adaptors.kirona_drs.simulator", []),
+    "tm": ("adaptors.totalmobile.simulator", ["--latency-ms", "0"]),
+}
+SECRETS = {"UH_PASSWORD": "secret", "DRS_PASSWORD": "drs-secret", "TOTALMOBILE_SECRET": "s3cret"}
+
+
+def log(msg: str) -> None:
+    print(f"[platform] {msg}", file=sys.stderr, flush=True)
+
+
+def start_simulators(tmp: Path) -> tuple[dict[str, int], list[subprocess.Popen[bytes]]]:
+    ports, procs = {}, []
+    for name, (module, extra) in SIMULATORS.items():
+        port = free_port()
+        ports[name] = port
+        procs.append(
+            subprocess.Popen(  # noqa: S603 - our own simulator modules
+                [sys.executable, "-m", module, "--port", str(port), *extra],
+                stdout=subprocess.DEVNULL,
+                stderr=(tmp / f"{name}.log").open("wb"),
+                cwd=REPO,
+            )
+        )
+    for _name, port in ports.items():
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/_sim/state", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+    return ports, procs
+
+
+def council(kind: str, ports: dict[str, int]) -> dict[str, Any]:
+    csv = {
+        "type": "csv_fallback",
+        "options": {
+            "properties_file": str(PROPERTIES),
+            "calendar": {"capacity_per_trade": {"plumbing": 2, "electrical": 2, "carpentry": 2}},
+        },
+    }
+    uh = {
+        "type": "civica_uh",
+        "options": {
+            "property_wsdl": f"http://127.0.0.1:{ports['uh']}/PropertyService.svc?wsdl",
+            "property_endpoint": f"http://127.0.0.1:{ports['uh']}/PropertyService.svc",
+            "repair_endpoint": f"http://127.0.0.1:{ports['uh']}/RepairService.svc",
+            "username": "gateway",
+            "password": "${UH_PASSWORD}",
+            "source_system": "REPAIRSGW",
+            "user_id": 42,
+        },
+    }
+    drs = {
+        "type": "kirona_drs",
+        "options": {
+            "wsdl": f"http://127.0.0.1:{ports['drs']}/DRSService?wsdl",
+            "endpoint": f"http://127.0.0.1:{ports['drs']}/DRSService",
+            "login": "gateway",
+            "password": "${DRS_PASSWORD}",
+            "contract": "RESPONSIVE",
+            "user_id": "REPAIRSGW",
+        },
+    }
+    tm = {
+        "type": "totalmobile",
+        "options": {
+            "base_url": f"http://127.0.0.1:{ports['tm']}",
+            "client_id": "repairs-gateway",
+            "client_secret": "${TOTALMOBILE_SECRET}",
+            "world": "housing-repairs",
+        },
+    }
+    body: dict[str, Any] = {"name": f"Generated council ({kind})", "mappings": str(SOR)}
+    if kind == "uh+drs":
+        body["adaptors"] = {"uh": uh, "drs": drs}
+        body["routes"] = {"addresses": "uh", "appointments": "drs", "works_orders": "uh"}
+    elif kind == "totalmobile":
+        body["adaptors"] = {"props": csv, "tm": tm}
+        body["routes"] = {"addresses": "props", "appointments": "tm"}
+    else:
+        body["adaptors"] = {"csv": csv}
+        body["routes"] = {"addresses": "csv", "appointments": "csv"}
+    return body
+
+
+KINDS = ("uh+drs", "totalmobile", "csv")
+
+
+def write_councils(config_dir: Path, n: int, ports: dict[str, int]) -> dict[str, str]:
+    shutil.rmtree(config_dir, ignore_errors=True)
+    config_dir.mkdir(parents=True)
+    kinds = {}
+    for i in range(n):
+        kind = KINDS[i % 3]
+        cid = f"c{i:04d}"
+        kinds[cid] = kind
+        (config_dir / f"{cid}.yaml").write_text(yaml.safe_dump(council(kind, ports)))
+    return kinds
+
+
+def rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def run_size(n: int, tmp: Path, ports: dict[str, int]) -> dict[str, Any]:
+    config_dir, data_dir = tmp / f"config-{n}", tmp / f"data-{n}"
+    shutil.rmtree(data_dir, ignore_errors=True)
+    kinds = write_councils(config_dir, n, ports)
+    env = {
+        **os.environ,
+        **SECRETS,
+        "GATEWAY_DATA_DIR": str(data_dir),
+        "GATEWAY_SECRET_KEY": secrets.token_urlsafe(32),
+        "GATEWAY_LOG_LEVEL": "warning",
+    }
+    env.pop("DATABASE_URL", None)
+    cli = [sys.executable, "-m", "gateway.cli"]
+    key = (
+        subprocess.run(  # noqa: S603
+            [
+                *cli,
+                "keys",
+                "create",
+                "bench",
+                "--council",
+                "*",
+                "--role",
+                "admin",
+                "--rate-per-minute",
+                "100000000",
+            ],
+            env=env,
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        .stdout.strip()
+        .splitlines()[-1]
+    )
+    port = free_port()
+    t0 = time.monotonic()
+    proc = subprocess.Popen(  # noqa: S603
+        [*cli, "serve", "--config-dir", str(config_dir), "--port", str(port)],
+        env=env,
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=(tmp / f"gw-{n}.log").open("wb"),
+    )
+    base = f"http://127.0.0.1:{port}"
+    live = ready = None
+    try:
+        with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {key}"}) as c:
+            while time.monotonic() - t0 < 600:
+                try:
+                    if live is None and c.get("/health/live", timeout=2).status_code == 200:
+                        live = time.monotonic() - t0
+                    if live is not None and c.get("/health/ready", timeout=5).status_code == 200:
+                        ready = time.monotonic() - t0
+                        break
+                except httpx.HTTPError:
+                    pass
+                if proc.poll() is not None:
+                    raise RuntimeError(f"gateway exited: see {tmp / f'gw-{n}.log'}")
+                time.sleep(0.05)
+            rss_start = rss_mib(proc.pid)
+            sample = [cid for i, cid in enumerate(kinds) if i < 3 or i % max(1, n // 12) == 0][:15]
+            first: dict[str, list[float]] = {k: [] for k in KINDS}
+            warm: dict[str, list[float]] = {k: [] for k in KINDS}
+            for cid in sample:
+                url = f"/v1/councils/{cid}/addresses"
+                t = time.perf_counter()
+                r = c.get(url, params={"postcode": "LN1 1AA"}, timeout=60)
+                first[kinds[cid]].append((time.perf_counter() - t) * 1000)
+                assert r.status_code == 200, (cid, r.status_code, r.text[:300])
+                for _ in range(10):
+                    t = time.perf_counter()
+                    c.get(url, params={"postcode": "LN1 1AA"}, timeout=60)
+                    warm[kinds[cid]].append((time.perf_counter() - t) * 1000)
+            rss_after = rss_mib(proc.pid)
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+    return {
+        "councils": n,
+        "live_s": round(live or -1, 2),
+        "ready_s": round(ready or -1, 2),
+        "rss_start_mib": round(rss_start, 1),
+        "rss_after_calls_mib": round(rss_after, 1),
+        "first_ms": {k: round(statistics.median(v), 1) for k, v in first.items() if v},
+        "warm_ms": {k: round(statistics.median(v), 2) for k, v in warm.items() if v},
+    }
+
+
+def backend_round_trips(ports: dict[str, int]) -> dict[str, float]:
+    """A raw exchange with each simulator (its WSDL or token endpoint), median of 20."""
+    out = {}
+    urls = {
+        "uh+drs": f"http://127.0.0.1:{ports['uh']}/PropertyService.svc?wsdl",
+        "totalmobile": f"http://127.0.0.1:{ports['tm']}/_sim/state",
+    }
+    with httpx.Client() as c:
+        for kind, url in urls.items():
+            times = []
+            for _ in range(20):
+                t = time.perf_counter()
+                c.get(url)
+                times.append((time.perf_counter() - t) * 1000)
+            out[kind] = round(statistics.median(times), 2)
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--sizes", default="1,100,400,1600")
+    args = ap.parse_args()
+    tmp = Path(tempfile.mkdtemp(prefix="bench-platform-"))
+    ports, procs = start_simulators(tmp)
+    try:
+        results = [run_size(int(n), tmp, ports) for n in args.sizes.split(",")]
+        raw = backend_round_trips(ports)
+    finally:
+        for p in procs:
+            p.terminate()
+    base = results[0]
+    for r in results:
+        extra = r["councils"] - base["councils"]
+        r["mib_per_council"] = (
+            round((r["rss_start_mib"] - base["rss_start_mib"]) / extra, 3) if extra else None
+        )
+        r["ready_vs_1_council"] = round(r["ready_s"] / base["ready_s"], 2)
+    print(
+        json.dumps({"machine": machine_info(), "raw_backend_ms": raw, "results": results}, indent=2)
+    )
+    shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
