@@ -67,7 +67,7 @@ from typing import Any
 import httpx
 import yaml
 
-from bench.bench_foundation import (
+from bench.common import (
     busy_cpu_seconds,
     free_port,
     machine_info,

@@ -65,7 +65,7 @@ from typing import Any
 import httpx
 import yaml
 
-from bench.bench_foundation import busy_cpu_seconds, free_port, machine_info
+from bench.common import busy_cpu_seconds, free_port, machine_info
 
 REPO = Path(__file__).resolve().parent.parent
 PY = sys.executable
