@@ -7,7 +7,7 @@ from datetime import UTC as _UTC
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, Integer, LargeBinary, String, Text, UniqueConstraint
+from sqlalchemy import JSON, DateTime, Index, Integer, LargeBinary, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
@@ -90,6 +90,12 @@ class IdempotencyRecord(Base):
 
 class OutboxItem(Base):
     __tablename__ = "outbox"
+    __table_args__ = (
+        # the worker's poll (due pending items in order) and a booking's reconcile clean-up
+        # (in-flight items of one kind and council): migration 0007
+        Index("ix_outbox_state_due", "state", "next_attempt_at", "id"),
+        Index("ix_outbox_state_kind", "state", "kind", "council"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     council: Mapped[str] = mapped_column(String(64), index=True)
