@@ -237,7 +237,7 @@ def unsafe_url(scope: Scope) -> dict[str, Any] | None:
 async def _send_problem(
     send: Send, status: int, body: dict[str, Any], *extra: tuple[bytes, bytes]
 ) -> None:
-    data = json.dumps(body).encode()
+    data = json.dumps(body, separators=(",", ":")).encode()
     await send(
         {
             "type": "http.response.start",
