@@ -160,6 +160,19 @@ class ApiTarget:
         return f"/v1/councils/{self.council}"
 
 
+def _suite_config(cfg: Any, allowed: set[str]) -> dict[str, Any]:
+    """A suite's YAML file of values (empty without one); unknown keys are a usage error."""
+    if not cfg:
+        return {}
+    raw: dict[str, Any] = yaml.safe_load(Path(cfg).read_text(encoding="utf-8")) or {}
+    unknown = set(raw) - allowed
+    if unknown:
+        raise pytest.UsageError(
+            f"{cfg}: unknown key(s) {sorted(unknown)}; allowed: {sorted(allowed)}"
+        )
+    return raw
+
+
 API_CONFIG_KEYS = {
     "postcode",
     "property_id",
@@ -177,14 +190,8 @@ def contract_api_target(pytestconfig: pytest.Config) -> ApiTarget:
     if not base:
         pytest.skip("the API suite needs --api-base-url, --api-key and --api-council")
     values: dict[str, Any] = {}
-    cfg = _opt(pytestconfig, "--api_config")
-    if cfg:
-        raw = yaml.safe_load(Path(cfg).read_text(encoding="utf-8")) or {}
-        unknown = set(raw) - API_CONFIG_KEYS
-        if unknown:
-            raise pytest.UsageError(
-                f"{cfg}: unknown key(s) {sorted(unknown)}; allowed: {sorted(API_CONFIG_KEYS)}"
-            )
+    raw = _suite_config(_opt(pytestconfig, "--api_config"), API_CONFIG_KEYS)
+    if raw:
         values.update({k: str(v) if k != "page_size" else int(v) for k, v in raw.items()})
     for opt, key in (
         ("--api_postcode", "postcode"),
@@ -269,14 +276,8 @@ def contract_hro_target(pytestconfig: pytest.Config) -> HroTarget:
     if not base:
         pytest.skip("the HRO suite needs --hro-base-url")
     values: dict[str, Any] = {}
-    cfg = _opt(pytestconfig, "--hro_config")
-    if cfg:
-        raw = yaml.safe_load(Path(cfg).read_text(encoding="utf-8")) or {}
-        unknown = set(raw) - HRO_CONFIG_KEYS
-        if unknown:
-            raise pytest.UsageError(
-                f"{cfg}: unknown key(s) {sorted(unknown)}; allowed: {sorted(HRO_CONFIG_KEYS)}"
-            )
+    raw = _suite_config(_opt(pytestconfig, "--hro_config"), HRO_CONFIG_KEYS)
+    if raw:
         values.update(
             {k: [str(x) for x in v] if isinstance(v, list) else str(v) for k, v in raw.items()}
         )

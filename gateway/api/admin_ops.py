@@ -218,7 +218,9 @@ async def revoke_key(a: AdminDep, key_id: KeyId) -> Done:
     return Done(count=count)
 
 
-async def outbox_action(a: Access, action: str, item_id: int) -> int:
+async def outbox_action(a: Access, action: str, item_id: int) -> Done:
+    """Replay or drop one dead item of the council (audited); 404 when there is no such
+    dead item."""
     db = a.runtime.database
     if action == "replay":
         count = await replay(db, [item_id], council=a.council.id)
@@ -233,7 +235,9 @@ async def outbox_action(a: Access, action: str, item_id: int) -> int:
         reference=str(item_id),
         outcome="ok" if count else "not-dead",
     )
-    return count
+    if not count:
+        raise NotFound(f"no dead outbox item {item_id} for this council", field="item_id")
+    return Done(count=count)
 
 
 @router.post(
@@ -243,10 +247,7 @@ async def outbox_action(a: Access, action: str, item_id: int) -> int:
     summary="Queue a dead outbox item again",
 )
 async def replay_item(a: AdminDep, item_id: ItemId) -> Done:
-    count = await outbox_action(a, "replay", item_id)
-    if not count:
-        raise NotFound(f"no dead outbox item {item_id} for this council", field="item_id")
-    return Done(count=count)
+    return await outbox_action(a, "replay", item_id)
 
 
 @router.post(
@@ -256,7 +257,4 @@ async def replay_item(a: AdminDep, item_id: ItemId) -> Done:
     summary="Give up on a dead outbox item (kept, marked dropped)",
 )
 async def drop_item(a: AdminDep, item_id: ItemId) -> Done:
-    count = await outbox_action(a, "drop", item_id)
-    if not count:
-        raise NotFound(f"no dead outbox item {item_id} for this council", field="item_id")
-    return Done(count=count)
+    return await outbox_action(a, "drop", item_id)
