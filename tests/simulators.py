@@ -1,113 +1,23 @@
-"""Run a vendor simulator as a real subprocess on a free loopback port, for tests.
-
-Usage, typically in a session-scoped fixture::
-
-    @pytest.fixture(scope="session")
-    def simulator() -> Iterator[Sim]:
-        with running_simulator("adaptors.kirona_drs.simulator", "--latency", "0") as base_url:
-            yield Sim(base_url)
-
-The module must accept ``--port N`` (and listen on 127.0.0.1) and answer ``GET ready_path``
-(``/_sim/state`` by default) with 200 once it can serve. Its stdout and stderr go to a
-temporary file, which is shown if it does not start or if it dies before it is stopped.
-"""
+"""Simulator processes for the gateway's own tests: the helpers are the SDK's
+(``repairs_gateway_sdk.testing.simulators``, what each adaptor's own tests use); here they run
+from the checkout's root, so ``python -m adaptors.<name>.simulator`` is found whatever the
+test's working directory."""
 
 from __future__ import annotations
 
-import socket
-import subprocess
-import sys
-import tempfile
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from pathlib import Path
-from typing import IO
+from typing import Any
 
-import httpx
+from repairs_gateway_sdk.testing import simulators
+from repairs_gateway_sdk.testing.simulators import free_port, wait_until_ready
+
+__all__ = ["ROOT", "free_port", "running_simulator", "wait_until_ready"]
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that was free a moment ago."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _log_text(log: IO[bytes]) -> str:
-    log.flush()
-    log.seek(0)
-    return log.read().decode(errors="replace")[-10_000:]
-
-
-def wait_until_ready(
-    proc: subprocess.Popen[bytes], url: str, deadline: float, *, below: int | None = None
-) -> bool:
-    """True once ``url`` answers 200 (any status under ``below``, when given); False if the
-    process exits or the deadline passes. (tests/processes.py uses it too.)"""
-    while time.monotonic() < deadline:
-        try:
-            status = httpx.get(url, timeout=1).status_code
-            if status == 200 if below is None else status < below:
-                return True
-        except httpx.HTTPError:
-            pass
-        if proc.poll() is not None:
-            return False
-        time.sleep(0.05)
-    return False
-
-
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    proc.terminate()
-    try:
-        proc.wait(timeout=5)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
-
-
-@contextmanager
-def running_simulator(
-    module: str, *args: str, ready_path: str = "/_sim/state", start_timeout: float = 20.0
-) -> Iterator[str]:
-    """Run ``python -m module --port N *args`` and yield its base URL (``http://127.0.0.1:N``)
-    once ``GET ready_path`` answers 200; stop it (terminate, then kill) on exit.
-
-    Raises ``RuntimeError`` with the simulator's output if it is not ready within
-    ``start_timeout`` seconds. A start that fails because the port was taken in the meantime
-    is retried on another port.
-    """
-    with tempfile.TemporaryFile() as log:
-        for attempt in range(3):
-            port = free_port()
-            proc = subprocess.Popen(
-                [sys.executable, "-u", "-m", module, "--port", str(port), *args],
-                cwd=ROOT,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-            base_url = f"http://127.0.0.1:{port}"
-            if wait_until_ready(proc, base_url + ready_path, time.monotonic() + start_timeout):
-                break
-            exited = proc.poll() is not None
-            _stop(proc)
-            if not (exited and attempt < 2 and "in use" in _log_text(log)):
-                raise RuntimeError(
-                    f"simulator {module} did not start on port {port}; its output:\n"
-                    + _log_text(log)
-                )
-        try:
-            yield base_url
-        finally:
-            died = proc.poll() is not None
-            _stop(proc)
-            if died:
-                print(  # noqa: T201 - shown by pytest with the failing tests' report
-                    f"simulator {module} exited early ({proc.returncode}); its output:\n"
-                    + _log_text(log),
-                    file=sys.stderr,
-                )
+def running_simulator(module: str, *args: str, **options: Any) -> AbstractContextManager[str]:
+    """``repairs_gateway_sdk.testing.simulators.running_simulator``, from the checkout's root."""
+    options.setdefault("cwd", ROOT)
+    return simulators.running_simulator(module, *args, **options)

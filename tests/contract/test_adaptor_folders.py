@@ -1,12 +1,15 @@
 """Each in-tree adaptor folder is a package of its own in waiting: it imports only itself, the
-SDK and the third-party packages its README declares, carries its contract configuration, and
-passes the kit when copied out under another name and installed."""
+SDK and the third-party packages its README declares (its own tests, in ``tests/``, the test
+libraries too), carries its contract configuration and its tests, and passes the kit and its
+own tests when copied out under another name and installed."""
 
 from __future__ import annotations
 
 import ast
+import os
 import re
 import shutil
+import subprocess
 import sys
 from importlib.metadata import entry_points
 from pathlib import Path
@@ -24,6 +27,9 @@ SDK_EXTRAS = {
     "store": {"sqlalchemy", "aiosqlite"},
     "simulator": {"starlette", "uvicorn"},
 }
+# what an adaptor's own tests (adaptors/<name>/tests) may import besides: the SDK's testing
+# extra (pytest, PyYAML) and respx
+TEST_LIBRARIES = {"pytest", "yaml", "respx"}
 SDK_LINE = re.compile(
     r"^SDK: targets repairs-gateway-sdk (?P<major>\d+)\.x \(`>=(?P<low>[\d.]+),<(?P<high>\d+)`\)"
     r"(?:, extras? (?P<extras>[a-z ,]+?))?(?:; also needs (?P<needs>[^.]+))?\.$",
@@ -76,7 +82,8 @@ def test_folder_imports_only_itself_the_sdk_and_what_its_readme_declares(adaptor
             if not (name == f"adaptors.{adaptor}" or name.startswith(f"adaptors.{adaptor}.")):
                 problems.append(f"{name} (outside the folder) in {sorted(files)}")
             continue
-        if top not in allowed:
+        in_tests = all(f.startswith("tests/") for f in files)
+        if top not in allowed and not (top in TEST_LIBRARIES and in_tests):
             problems.append(f"{top} (not declared in the README's SDK line) in {sorted(files)}")
     assert not problems, f"adaptors/{adaptor}: " + "; ".join(problems)
 
@@ -127,6 +134,11 @@ include = ["{new}*"]
 
 [tool.setuptools.package-data]
 "*" = ["*.md", "*.yaml", "*.csv", "*.wsdl", "*.xsd"]
+
+[tool.pytest.ini_options]
+testpaths = ["{new}/tests"]
+asyncio_mode = "auto"
+asyncio_default_fixture_loop_scope = "function"
 """.replace("'", '"'),
         encoding="utf-8",
     )
@@ -145,3 +157,16 @@ def test_kirona_drs_copied_as_another_package_passes_the_kit(
     assert "acme_drs is not an AddressSource" in done.stdout, output(done)  # the copy ran
     assert " passed" in done.stdout, output(done)
     assert "failed" not in done.stdout.splitlines()[-1], output(done)
+    # the folder's own tests came with it, and pass against the copy and its simulator
+    own = subprocess.run(  # noqa: S603 - our interpreter, our arguments
+        [side_env.python, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:schemathesis"],
+        cwd=root,
+        env={k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")},
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert own.returncode == 0, output(own)
+    summary = own.stdout.strip().splitlines()[-1]
+    passed = re.search(r"(\d+) passed", summary)
+    assert passed and int(passed.group(1)) > 50 and "failed" not in summary, output(own)

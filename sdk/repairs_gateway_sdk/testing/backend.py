@@ -15,13 +15,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from repairs_gateway_sdk.testing.simulators import free_port
 from repairs_gateway_sdk.testing.spec import Backend, substitute
 
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+__all__ = ["BackendFailed", "RunningBackend", "black_hole", "free_port", "running_backend"]
 
 
 class BackendFailed(RuntimeError):

@@ -7,7 +7,7 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
-from tests.adaptors.totalmobile.conftest import Sim, options
+from adaptors.totalmobile.tests.conftest import Sim, options
 from tests.gatewaykit import running_gateway
 
 BASE = "/v1/councils/tmc"
@@ -200,3 +200,10 @@ async def test_status_follows_the_job(tmp_path: Path, sim: Sim) -> None:
         await sim.set_status(ref, "InProgress")
         r = await gw.client.get(f"{BASE}/repairs/{ref}")
         assert r.status_code == 200 and r.json()["status"] == "in_progress"
+
+
+def test_adaptor_type_is_registered() -> None:
+    from adaptors.totalmobile.adaptor import TotalmobileAdaptor
+    from gateway.plugins import discover
+
+    assert discover(refresh=True).types["totalmobile"] is TotalmobileAdaptor

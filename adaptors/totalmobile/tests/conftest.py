@@ -1,4 +1,7 @@
-"""Fixtures: a real simulator process on loopback, reset before each test, and adaptors."""
+"""Fixtures: a real simulator process on loopback, reset before each test, and adaptors.
+
+The gateway's own tests of this adaptor through its API (tests/integration/totalmobile) reuse
+these fixtures; nothing here imports the gateway."""
 
 from __future__ import annotations
 
@@ -11,7 +14,7 @@ import pytest
 
 from adaptors.totalmobile import TotalmobileAdaptor, TotalmobileConfig
 from repairs_gateway_sdk.adaptor import AdaptorContext
-from tests.simulators import running_simulator
+from repairs_gateway_sdk.testing.simulators import running_simulator
 
 CLIENT_ID, CLIENT_SECRET, WORLD = "repairs-gateway", "s3cret", "housing-repairs"
 

@@ -1,4 +1,4 @@
-"""The simulator, the adaptor and adaptors/totalmobile/openapi.yaml describe the same API."""
+"""The simulator, the adaptor and the folder's openapi.yaml describe the same API."""
 
 from __future__ import annotations
 
@@ -9,10 +9,11 @@ import yaml
 from fastapi.routing import APIRoute
 
 from adaptors.totalmobile.simulator.app import create_app, op_for
-from tests.adaptors.totalmobile.conftest import make_adaptor
 
-ROOT = Path(__file__).resolve().parents[3]
-DOC = yaml.safe_load((ROOT / "adaptors" / "totalmobile" / "openapi.yaml").read_text())
+from .conftest import make_adaptor
+
+HERE = Path(__file__).resolve().parents[1]  # the adaptor's folder
+DOC = yaml.safe_load((HERE / "openapi.yaml").read_text())
 METHODS = {"get", "post", "put", "patch", "delete"}
 
 
@@ -57,7 +58,7 @@ async def test_adaptor_paths_are_documented(tmp_path: Path) -> None:
 
 def test_document_is_openapi_3_1_with_schemas_resolving() -> None:
     assert DOC["openapi"].startswith("3.1")
-    text = (ROOT / "adaptors" / "totalmobile" / "openapi.yaml").read_text()
+    text = (HERE / "openapi.yaml").read_text()
     for ref in set(re.findall(r'\$ref: "#/components/(\w+)/(\w+)"', text)):
         assert ref[1] in DOC["components"][ref[0]], ref
 
@@ -65,7 +66,7 @@ def test_document_is_openapi_3_1_with_schemas_resolving() -> None:
 def test_readme_example_is_a_valid_configuration() -> None:
     from adaptors.totalmobile import TotalmobileConfig
 
-    text = (ROOT / "adaptors" / "totalmobile" / "README.md").read_text()
+    text = (HERE / "README.md").read_text()
     block = text.split("```yaml\n", 1)[1].split("```", 1)[0]
     council = yaml.safe_load(block)
     opts = dict(council["adaptors"]["tm"]["options"])

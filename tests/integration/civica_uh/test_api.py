@@ -10,10 +10,9 @@ from typing import Any
 import pytest
 from sqlalchemy import update
 
+from adaptors.civica_uh.tests.conftest import Sim
 from gateway.storage.models import OutboxItem
 from repairs_gateway_sdk.timeutil import now
-
-from .conftest import Sim
 
 gatewaykit = pytest.importorskip("tests.gatewaykit")
 

@@ -200,7 +200,7 @@ async def test_timeout_is_unavailable_with_retry_after(
 async def test_unreachable_uh_is_unavailable(
     make_adaptor: Callable[..., CivicaUHAdaptor], sim: Sim
 ) -> None:
-    from tests.simulators import free_port
+    from repairs_gateway_sdk.testing.simulators import free_port
 
     dead = f"http://127.0.0.1:{free_port()}"
     uh = make_adaptor(sim.options(property_endpoint=f"{dead}/PropertyService.svc", read_attempts=2))

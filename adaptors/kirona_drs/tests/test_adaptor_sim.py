@@ -27,7 +27,8 @@ from repairs_gateway_sdk.model import (
     VendorSlot,
 )
 from repairs_gateway_sdk.timeutil import LONDON
-from tests.adaptors.kirona_drs.conftest import PLUMBING, PROPERTY, AdaptorFactory, Sim
+
+from .conftest import PLUMBING, PROPERTY, AdaptorFactory, Sim
 
 OTHER = Property(id="000456", address_lines=["2 High Street"], postcode="LN1 1AA")
 

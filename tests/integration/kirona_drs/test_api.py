@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.adaptors.kirona_drs.conftest import Sim
+from adaptors.kirona_drs.tests.conftest import Sim
 from tests.gatewaykit import GatewayHandle, running_gateway
 
 PROPERTIES = (

@@ -12,8 +12,9 @@ import respx
 
 from adaptors.totalmobile.auth import TokenManager
 from repairs_gateway_sdk.errors import BackendAuthFailed, BackendUnavailable
-from tests.adaptors.totalmobile.conftest import make_adaptor
-from tests.adaptors.totalmobile.factories import handle
+
+from .conftest import make_adaptor
+from .factories import handle
 
 BASE = "https://tm.example"
 TOKEN_URL = f"{BASE}/identity/connect/token"

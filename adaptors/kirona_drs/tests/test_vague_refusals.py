@@ -1,21 +1,18 @@
 """Issue 11 item 9: honest answers when DRS is vague. Real installations answer a failed
 ``scheduleBooking`` with ``status=error`` and a generic text, so a taken slot cannot be told
 from the reply: the adaptor re-reads the slot's availability. The simulator's ``vague`` fault
-answers refusals that way; these tests run against it, through the adaptor and the API."""
+answers refusals that way; these tests run against it, through the adaptor (through the API:
+tests/integration/kirona_drs/test_vague_refusals_api.py)."""
 
 from __future__ import annotations
-
-from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 
 from adaptors.kirona_drs.simulator.app import VAGUE_MESSAGE
 from repairs_gateway_sdk.errors import BackendUnavailable, SlotUnavailable
-from tests.adaptors.kirona_drs.conftest import AdaptorFactory, Sim
-from tests.adaptors.kirona_drs.test_adaptor_sim import OTHER, handle, order, query
-from tests.adaptors.kirona_drs.test_api import PROPERTIES, SOR, book, council, slots
-from tests.gatewaykit import GatewayHandle, running_gateway
+
+from .conftest import AdaptorFactory, Sim
+from .test_adaptor_sim import OTHER, handle, order, query
 
 VAGUE = {"op": "scheduleBooking", "kind": "vague"}
 GENERIC_ERROR = {  # the same text when DRS simply failed: the slot is still free
@@ -111,28 +108,3 @@ async def test_a_vague_error_on_a_move_to_a_free_slot_is_an_outage(
     sim.faults(GENERIC_ERROR)
     with pytest.raises(BackendUnavailable):
         await drs.reschedule(handle("RG-A"), second)
-
-
-@pytest.fixture
-async def gw(sim: Sim, tmp_path: Path) -> AsyncIterator[GatewayHandle]:
-    async with running_gateway(
-        tmp_path, {"lincs": council(sim)}, files={"properties.csv": PROPERTIES, "sor.csv": SOR}
-    ) as h:
-        yield h
-
-
-async def test_through_the_api_a_vaguely_refused_taken_slot_answers_409(
-    sim: Sim, gw: GatewayHandle
-) -> None:
-    sim.reset(capacity=1)
-    mine = (await slots(gw.client))["slots"][0]
-    theirs = (await slots(gw.client, property_id="000124"))["slots"][0]
-    assert theirs["start"] == mine["start"]
-    assert (await book(gw.client, mine["slot_token"], "vague-a")).status_code == 201
-    sim.faults(VAGUE)
-    r = await book(gw.client, theirs["slot_token"], "vague-b", "000124")
-    assert r.status_code == 409, r.text
-    assert r.json()["type"].endswith("slot-unavailable")
-    await gw.drain_outbox()
-    state = sim.state()
-    assert state["orders"] == 1 and state["scheduled"] == 1

@@ -12,8 +12,9 @@ import pytest
 import respx
 
 from repairs_gateway_sdk.timeutil import today_london
-from tests.adaptors.totalmobile.conftest import make_adaptor
-from tests.adaptors.totalmobile.factories import query
+
+from .conftest import make_adaptor
+from .factories import query
 
 BASE = "https://tm.example"
 BROWSE = f"{BASE}/api/serviceconnect/worlds/housing-repairs/Availability/Browse"

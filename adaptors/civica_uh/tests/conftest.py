@@ -1,4 +1,7 @@
-"""Fixtures: the UH simulator as a real subprocess on a free loopback port, reset per test."""
+"""Fixtures: the UH simulator as a real subprocess on a free loopback port, reset per test.
+
+The gateway's own tests of this adaptor through its API (tests/integration/civica_uh) reuse
+these fixtures; nothing here imports the gateway."""
 
 from __future__ import annotations
 
@@ -12,10 +15,14 @@ import pytest
 
 from adaptors.civica_uh import CivicaUHAdaptor
 from repairs_gateway_sdk.adaptor import AdaptorContext
-from tests.simulators import running_simulator
+from repairs_gateway_sdk.testing.simulators import running_simulator
 
-ROOT = Path(__file__).resolve().parents[3]
-VENDOR_WSDL = ROOT / ".." / "shared" / "vendor-contracts" / "civica-uh" / "PropertyService.wsdl"
+HERE = Path(__file__).resolve().parents[1]  # the adaptor's folder
+SUBSET_WSDL = HERE / "wsdl" / "PropertyService.wsdl"
+# the vendor's own WSDL, beside the gateway's checkout (tests needing it skip without it)
+VENDOR_WSDL = (
+    HERE.parents[1] / ".." / "shared" / "vendor-contracts" / "civica-uh" / "PropertyService.wsdl"
+)
 
 
 @dataclass

@@ -13,7 +13,8 @@ from repairs_gateway_sdk.model import (
     Contact,
     RepairStatus,
 )
-from tests.adaptors.kirona_drs.conftest import PLUMBING, PROPERTY, VENDOR_WSDL, AdaptorFactory, Sim
+
+from .conftest import PLUMBING, PROPERTY, VENDOR_WSDL, AdaptorFactory, Sim
 
 pytestmark = pytest.mark.skipif(
     not VENDOR_WSDL.exists(),

@@ -1,5 +1,5 @@
 """Unit tests with respx: replies are recorded fixtures (fixtures/*.response.xml, re-record with
-``python -m tests.adaptors.civica_uh.record_fixtures``); assertions are on the SOAP bodies sent."""
+``python -m adaptors.civica_uh.tests.record_fixtures``); assertions are on the SOAP bodies sent."""
 
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ from repairs_gateway_sdk.model import (
     WorksOrder,
 )
 
-from .conftest import ROOT
+from .conftest import SUBSET_WSDL
 from .record_fixtures import fixture_name
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -79,7 +79,7 @@ def backend() -> Iterator[Backend]:
 def uh(make_adaptor: Callable[..., CivicaUHAdaptor], backend: Backend) -> CivicaUHAdaptor:
     return make_adaptor(
         {
-            "property_wsdl": str(ROOT / "adaptors/civica_uh/wsdl/PropertyService.wsdl"),
+            "property_wsdl": str(SUBSET_WSDL),
             "property_endpoint": f"{BASE}/PropertyService.svc",
             "repair_endpoint": f"{BASE}/RepairService.svc",
             "username": "gateway",

@@ -1,6 +1,6 @@
 """Re-record the respx fixtures from the simulator (run by hand when the WSDL subset changes):
 
-.venv/bin/python -m tests.adaptors.civica_uh.record_fixtures
+.venv/bin/python -m adaptors.civica_uh.tests.record_fixtures
 """
 
 from __future__ import annotations
@@ -14,9 +14,9 @@ from lxml import etree
 from adaptors.civica_uh import CivicaUHAdaptor
 from repairs_gateway_sdk.adaptor import AdaptorContext
 from repairs_gateway_sdk.model import Contact, JobSize, JobSpec, Trade, WorksOrder
-from tests.simulators import running_simulator
+from repairs_gateway_sdk.testing.simulators import running_simulator
 
-from .conftest import ROOT, Sim
+from .conftest import HERE, SUBSET_WSDL, Sim
 
 FIXTURES = Path(__file__).parent / "fixtures"
 NS = "http://schemas.civica.co.uk/UHWeb/2013/03"
@@ -51,11 +51,11 @@ async def record(sim: Sim) -> None:
         (FIXTURES / f"{name}.request.xml").write_bytes(req.content)
         (FIXTURES / f"{name}.response.xml").write_bytes(response.content)
 
-    ctx = AdaptorContext(council="lincoln", name="uh", config_dir=ROOT, data_dir=ROOT)
+    ctx = AdaptorContext(council="lincoln", name="uh", config_dir=HERE, data_dir=HERE)
     uh = CivicaUHAdaptor(
         CivicaUHAdaptor.Config(
             **sim.options(
-                property_wsdl=str(ROOT / "adaptors/civica_uh/wsdl/PropertyService.wsdl"),
+                property_wsdl=str(SUBSET_WSDL),
                 property_endpoint=sim.property_url,
             )
         ),

@@ -12,7 +12,6 @@ import pytest
 import respx
 
 from adaptors.totalmobile import client as client_module
-from adaptors.totalmobile.adaptor import TotalmobileAdaptor
 from repairs_gateway_sdk.errors import (
     BackendRejected,
     BackendUnavailable,
@@ -21,8 +20,9 @@ from repairs_gateway_sdk.errors import (
 )
 from repairs_gateway_sdk.model import RepairStatus, Trade, VendorSlot
 from repairs_gateway_sdk.timeutil import at_london, parse_clock
-from tests.adaptors.totalmobile.conftest import make_adaptor
-from tests.adaptors.totalmobile.factories import handle, next_weekday, order, query
+
+from .conftest import make_adaptor
+from .factories import handle, next_weekday, order, query
 
 BASE = "https://tm.example"
 OPT = f"{BASE}/api/optimise/worlds/housing-repairs"
@@ -323,9 +323,3 @@ async def test_unmapped_trade_is_invalid_input(tm: Any) -> None:
     q = q.model_copy(update={"job": q.job.model_copy(update={"trade": Trade.ROOFING})})
     with pytest.raises(InvalidInput):
         await a.availability(q)
-
-
-def test_adaptor_type_is_registered() -> None:
-    from gateway.plugins import discover
-
-    assert discover(refresh=True).types["totalmobile"] is TotalmobileAdaptor

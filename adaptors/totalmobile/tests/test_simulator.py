@@ -16,8 +16,9 @@ from repairs_gateway_sdk.errors import (
     SlotUnavailable,
 )
 from repairs_gateway_sdk.model import RepairStatus, VendorSlot
-from tests.adaptors.totalmobile.conftest import Sim, make_adaptor
-from tests.adaptors.totalmobile.factories import handle, order, query
+
+from .conftest import Sim, make_adaptor
+from .factories import handle, order, query
 
 
 async def first_slot(a: TotalmobileAdaptor, label: str = "morning") -> VendorSlot:

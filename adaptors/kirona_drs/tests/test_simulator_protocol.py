@@ -6,7 +6,7 @@ import re
 
 import httpx
 
-from tests.adaptors.kirona_drs.conftest import Sim
+from .conftest import Sim
 
 ENV = (
     '<soap:Envelope xmlns:soap="http://schemas.xmlsoap.org/soap/envelope/"><soap:Body>'

@@ -1,4 +1,7 @@
-"""Fixtures: the DRS simulator as a real subprocess on a free loopback port, reset per test."""
+"""Fixtures: the DRS simulator as a real subprocess on a free loopback port, reset per test.
+
+The gateway's own tests of this adaptor through its API (tests/integration/kirona_drs) reuse
+these fixtures; nothing here imports the gateway."""
 
 from __future__ import annotations
 
@@ -13,11 +16,12 @@ import pytest
 from adaptors.kirona_drs import KironaDRSAdaptor, KironaDRSConfig
 from repairs_gateway_sdk.adaptor import AdaptorContext
 from repairs_gateway_sdk.model import JobSize, JobSpec, Property, Trade
-from tests.simulators import running_simulator
+from repairs_gateway_sdk.testing.simulators import running_simulator
 
-ROOT = Path(__file__).resolve().parents[3]
-VENDOR_WSDL = ROOT / ".." / "shared" / "vendor-contracts" / "kirona-drs" / "drs.wsdl"
-SUBSET_WSDL = ROOT / "adaptors" / "kirona_drs" / "wsdl" / "drs-subset.wsdl"
+HERE = Path(__file__).resolve().parents[1]  # the adaptor's folder
+SUBSET_WSDL = HERE / "wsdl" / "drs-subset.wsdl"
+# the vendor's own WSDL, beside the gateway's checkout (tests needing it skip without it)
+VENDOR_WSDL = HERE.parents[1] / ".." / "shared" / "vendor-contracts" / "kirona-drs" / "drs.wsdl"
 
 PROPERTY = Property(
     id="000123", uprn="100030001234", address_lines=["1 High Street", "Lincoln"], postcode="LN1 1AA"

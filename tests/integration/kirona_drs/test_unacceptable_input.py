@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import pytest
 
+from adaptors.kirona_drs.tests.conftest import AdaptorFactory, Sim
+from adaptors.kirona_drs.tests.test_adaptor_sim import order, query
 from gateway.resilience import CallStats, CircuitBreaker, Guarded
 from repairs_gateway_sdk.errors import BackendCannotAccept
-from tests.adaptors.kirona_drs.conftest import AdaptorFactory, Sim
-from tests.adaptors.kirona_drs.test_adaptor_sim import order, query
 
 
 async def test_a_nul_in_a_description_is_refused_without_opening_the_breaker(
