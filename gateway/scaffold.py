@@ -3,9 +3,10 @@
 The result is an installable package depending only on the SDK (its own ``pyproject.toml``
 registering the adaptor in the ``repairs_gateway.adaptors`` entry-point group) with a config
 schema, a transport client, a mapping module, one part per capability, a simulator speaking a
-small JSON protocol over HTTP (``python -m NAME.simulator --port N``), a README of its options
-and a contract configuration and test, so that it passes the contract kit from the first
-minute:
+small JSON protocol over HTTP (``python -m NAME.simulator --port N``), a README of its options,
+a contract configuration and its own tests inside the package folder (``NAME/tests``: the
+simulator started on a free port, the adaptor against it, the kit), so that it passes the
+contract kit from the first minute:
 
 - ``hms``: an address source and works-order sink (a housing management system);
 - ``scheduler``: availability in pages, book, reschedule, cancel and status, idempotent by
@@ -14,7 +15,7 @@ minute:
 
     repairs-gateway new-adaptor acme_hms --kind hms --dest .
     pip install -e './acme_hms[test]'
-    pytest acme_hms/tests
+    pytest acme_hms/acme_hms/tests
 """
 
 from __future__ import annotations
@@ -44,7 +45,11 @@ LAYOUT: dict[str, str] = {
     "simulator_main.py.tmpl": "{name}/simulator/__main__.py",
     "README.md.tmpl": "{name}/README.md",
     "contract.yaml.tmpl": "{name}/contract.yaml",
-    "test_contract.py.tmpl": "tests/test_contract.py",
+    # the adaptor's own tests, inside its folder (as in-tree: adaptors/<name>/tests)
+    "tests_init.py.tmpl": "{name}/tests/__init__.py",
+    "conftest.py.tmpl": "{name}/tests/conftest.py",
+    "test_adaptor.py.tmpl": "{name}/tests/test_adaptor.py",
+    "test_contract.py.tmpl": "{name}/tests/test_contract.py",
 }
 # per side of the backend: the adaptor's part and the simulator's
 HMS_FILES = {"hms.py.tmpl": "{name}/hms.py", "simulator_hms.py.tmpl": "{name}/simulator/hms.py"}
@@ -273,7 +278,7 @@ def new_adaptor(name: str, dest: Path, *, kind: str = "hms", force: bool = False
 
 def next_steps(name: str, dest: Path) -> str:
     root = dest / name
-    return f"next: pip install -e '{root}[test]' && pytest {root / 'tests'}"
+    return f"next: pip install -e '{root}[test]' && pytest {root / name / 'tests'}"
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -123,5 +123,5 @@ def test_a_scheduler_adaptor_passes_the_kit_with_only_the_sdk(tmp_path: Path) ->
     )
     assert done.returncode == 0, output(done)
     assert "16 passed" in done.stdout and "failed" not in done.stdout, output(done)
-    done = _run([python, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests"], env, project)
-    assert done.returncode == 0 and "2 passed" in done.stdout, output(done)
+    done = _run([python, "-m", "pytest", "-q", "-p", "no:cacheprovider"], env, project)
+    assert done.returncode == 0 and "4 passed" in done.stdout, output(done)

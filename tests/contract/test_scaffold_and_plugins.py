@@ -31,7 +31,9 @@ def test_scaffold_renders_every_part(kind: str, parts: list[str]) -> None:
     common = ["config.py", "client.py", "mapping.py", "base.py", "adaptor.py", "README.md"]
     for part in [*common, "contract.yaml", "simulator/__main__.py", *parts]:
         assert f"acme_hms/{part}" in files, part
-    assert "tests/test_contract.py" in files
+    for test in ["__init__.py", "conftest.py", "test_adaptor.py", "test_contract.py"]:
+        assert f"acme_hms/tests/{test}" in files, test  # the tests inside the folder
+    assert 'exclude = ["acme_hms.tests", "acme_hms.tests.*"]' in files["pyproject.toml"]
     assert 'acme_hms = "acme_hms:AcmeHmsAdaptor"' in files["pyproject.toml"]
     # only the SDK: no gateway, no FastAPI, no SQLAlchemy
     assert 'dependencies = ["repairs-gateway-sdk>=1.0,<2"]' in files["pyproject.toml"]
@@ -71,9 +73,10 @@ def test_scaffold_output_passes_the_suite(
     done = run_kit("--adaptor-config", str(config), python=side_env.python, cwd=tmp_path)
     assert done.returncode == 0, output(done)
     assert f"{passed} passed" in done.stdout and "exempt" not in done.stdout, output(done)
-    # the generated contract test runs too (structure in-process, the kit in a subprocess)
+    # the generated tests run too (the adaptor against its simulator; structure in-process,
+    # the kit in a subprocess), found through the package's testpaths (NAME/tests)
     done = subprocess.run(  # noqa: S603
-        [side_env.python, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests"],
+        [side_env.python, "-m", "pytest", "-q", "-p", "no:cacheprovider"],
         cwd=project,
         capture_output=True,
         text=True,

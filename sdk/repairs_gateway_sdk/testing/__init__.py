@@ -12,5 +12,12 @@ without the gateway installed:
   adaptors (SQLite) when no host offers one; ``hooks``: what a host may implement;
 - ``suite/``: the checks themselves (structure, addresses, scheduler, works orders, timeouts).
 
-Only pytest and PyYAML are added by the extra; the suite imports nothing of the gateway.
+For an adaptor's own tests (``my_adaptor/tests``), public with ``__all__``:
+
+- ``simulators``: ``free_port``, ``running_simulator`` (a simulator as a real process on a
+  free loopback port, its base URL once it answers), ``wait_until_ready``;
+- ``hostile``: ``HostileServer`` (a vendor whose replies are too big, endless, gzip bombs,
+  slow-loris, empty or HTML error pages), ``HTML_ERROR_PAGES``, ``TOKEN``.
+
+Only pytest and PyYAML are added by the extra; nothing here imports the gateway.
 """
