@@ -1,7 +1,8 @@
 """The gateway's side of ``repairs_gateway_sdk.store``: an adaptor's namespaced tables in the
 gateway's database. Each adaptor's schema version is recorded in ``adaptor_schema``; creating
-and upgrading run under a PostgreSQL advisory lock per namespace, so replicas starting at
-once never race to create the same table."""
+and upgrading (``repairs_gateway_sdk.store.create_and_upgrade``, shared with the contract kit's
+SQLite store) run under a PostgreSQL advisory lock per namespace, so replicas starting at once
+never race to create the same table."""
 
 from __future__ import annotations
 
@@ -11,19 +12,11 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from sqlalchemy import Column, Integer, MetaData, String, Table, select, text, update
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.storage.database import Database
-from repairs_gateway_sdk.store import Migration, check_prefix
-
-_meta = MetaData()
-ADAPTOR_SCHEMA = Table(
-    "adaptor_schema",
-    _meta,
-    Column("namespace", String(64), primary_key=True),
-    Column("version", Integer, nullable=False),
-)
+from repairs_gateway_sdk.store import Migration, check_prefix, create_and_upgrade
 
 
 class NamespacedStore:
@@ -72,25 +65,4 @@ class NamespacedStore:
         if not self.database.is_sqlite:
             key = zlib.crc32(f"adaptor-store:{self.namespace}".encode())
             await conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": key})
-        await conn.run_sync(_meta.create_all)
-        await conn.run_sync(metadata.create_all)
-        row = (
-            await conn.execute(
-                select(ADAPTOR_SCHEMA.c.version).where(ADAPTOR_SCHEMA.c.namespace == self.namespace)
-            )
-        ).first()
-        version = 1 if row is None else int(row[0])
-        for n, step in enumerate(steps, start=2):
-            if n > version:
-                await step(conn)
-                version = n
-        if row is None:
-            await conn.execute(
-                ADAPTOR_SCHEMA.insert().values(namespace=self.namespace, version=version)
-            )
-        elif version != int(row[0]):
-            await conn.execute(
-                update(ADAPTOR_SCHEMA)
-                .where(ADAPTOR_SCHEMA.c.namespace == self.namespace)
-                .values(version=version)
-            )
+        await create_and_upgrade(conn, self.namespace, metadata, steps)

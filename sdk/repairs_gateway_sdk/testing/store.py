@@ -11,7 +11,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-from repairs_gateway_sdk.store import Migration, check_prefix
+from repairs_gateway_sdk.store import Migration, check_prefix, create_and_upgrade
 
 
 class SqliteStore:
@@ -53,36 +53,12 @@ class SqliteStore:
             yield s
 
     async def ensure(self, metadata: Any, steps: tuple[Migration, ...] = ()) -> None:
-        from sqlalchemy import Column, Integer, MetaData, String, Table, select, update
-
         check_prefix(self.namespace, metadata)
-        meta = MetaData()
-        versions = Table(
-            "adaptor_schema",
-            meta,
-            Column("namespace", String(64), primary_key=True),
-            Column("version", Integer, nullable=False),
-        )
-        async with self.engine.begin() as conn:
-            await conn.run_sync(meta.create_all)
-            await conn.run_sync(metadata.create_all)
-            row = (
-                await conn.execute(
-                    select(versions.c.version).where(versions.c.namespace == self.namespace)
-                )
-            ).first()
-            version = 1 if row is None else int(row[0])
-            for n, step in enumerate(steps, start=2):
-                if n > version:
-                    await step(conn)
-                    version = n
-            if row is None:
-                await conn.execute(versions.insert().values(namespace=self.namespace, version=1))
-            await conn.execute(
-                update(versions)
-                .where(versions.c.namespace == self.namespace)
-                .values(version=version)
-            )
+        async with self.engine.connect() as plain:
+            # the write lock before looking (BEGIN IMMEDIATE), as the gateway's store does
+            conn = await plain.execution_options(sqlite_immediate=True)
+            async with conn.begin():
+                await create_and_upgrade(conn, self.namespace, metadata, steps)
 
     async def close(self) -> None:
         await self.engine.dispose()
