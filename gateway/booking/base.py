@@ -7,7 +7,7 @@ from typing import Any
 from sqlalchemy import select
 
 from gateway.booking.records import (
-    _idempotency_record,
+    _ANSWER_KEY,
     _route_req,
 )
 from gateway.councils import Council
@@ -72,10 +72,19 @@ class BookingBase:
     async def _finish_idempotency(
         self, s: Any, council: Council, client_id: str, key: str, status: int, body: dict[str, Any]
     ) -> None:
-        rec = await _idempotency_record(s, council.id, client_id, key)
-        if rec is None:
-            return  # released by the crash reconciler: the caller's retry starts afresh
-        rec.state, rec.response_status, rec.response_body = "done", status, body
+        """Keep the answer for retries. A record the crash reconciler released is not there
+        (nothing is updated): the caller's retry starts afresh."""
+        await s.execute(
+            _ANSWER_KEY,
+            {
+                "w_council": council.id,
+                "w_client_id": client_id,
+                "w_key": key,
+                "state": "done",
+                "response_status": status,
+                "response_body": body,
+            },
+        )
 
     @staticmethod
     def _apply_confirmation(r: Repair, conf: BookingConfirmation, slot: VendorSlot) -> None:
@@ -84,8 +93,18 @@ class BookingBase:
         r.vendor_order_ref, r.vendor_booking_ref = conf.vendor_order_ref, conf.vendor_booking_ref
         r.vendor_slot = slot.vendor
 
-    async def _after_confirmed(self, s: Any, council: Council, r: Repair) -> None:
-        sink = council.route(_route_req(council, "works_orders", r))
+    @staticmethod
+    def _works_order_sink(council: Council, r: Repair) -> str | None:
+        """The housing system that gets the works order of a settled booking (none: no works
+        order)."""
+        return council.route(_route_req(council, "works_orders", r))
+
+    async def _after_confirmed(
+        self, s: Any, council: Council, r: Repair, *, routed: bool = False
+    ) -> None:
+        """Queue what a settled booking sets off: its works order and its messages.
+        ``routed``: the caller has already set (and writes) ``r.works_order_adaptor``."""
+        sink = r.works_order_adaptor if routed else self._works_order_sink(council, r)
         if sink is not None:
             r.works_order_adaptor = sink
             enqueue(s, council.id, "works_order.raise", {"reference": r.reference})

@@ -3,6 +3,7 @@ when the scheduler answers (confirmed or failed)."""
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import delete
@@ -10,7 +11,12 @@ from sqlalchemy.exc import IntegrityError
 
 from gateway.booking.base import BookingBase
 from gateway.booking.records import (
+    _CONFIRM,
+    _INSERT_RECONCILE,
+    _INSERT_REPAIR,
+    REPAIRS,
     NewRepair,
+    _claim_key,
     _drop_reconcile,
     _idempotency_record,
     _locked_repair,
@@ -20,8 +26,8 @@ from gateway.booking.records import (
 )
 from gateway.councils import Council
 from gateway.metrics import counts_bookings
-from gateway.outbox import enqueue
 from gateway.problemdetails import from_error
+from gateway.storage.database import rowcount
 from gateway.storage.models import IdempotencyRecord, Repair
 from repairs_gateway_sdk.errors import (
     BackendUnavailable,
@@ -34,6 +40,8 @@ from repairs_gateway_sdk.errors import (
 from repairs_gateway_sdk.model import (
     BookingConfirmation,
     BookingOrder,
+    JobSpec,
+    Property,
     PropertyKind,
     RepairStatus,
     VendorSlot,
@@ -43,7 +51,15 @@ from repairs_gateway_sdk.timeutil import now
 
 
 class CreateFlow(BookingBase):
-    """Reporting and booking."""
+    """Reporting and booking.
+
+    A booking is two short write transactions around the scheduler call, each a few
+    statements on the tables: before it, the idempotency record (inserted unless the key has
+    one: a key used before answers as a replay, without a look-up first), the repair and its
+    reconcile item; after it, the confirmation (an UPDATE of the repair only while it is still
+    ``booking``, which is what the row lock and status check did: a reconciler that settled it
+    first leaves nothing to update, and this request backs off), the kept answer and the
+    reconcile item dropped by its id."""
 
     @counts_bookings  # gateway_bookings_total{council,result}
     async def create(
@@ -54,9 +70,135 @@ class CreateFlow(BookingBase):
                 "an Idempotency-Key header (1-255 characters) is required", field="Idempotency-Key"
             )
         digest = req.fingerprint()
-        replay = await self._replay(council, client_id, key, digest)
-        if replay is not None:
-            return replay
+        try:
+            prop, job, communal, scheduler_name, slot = await self._checked(council, req)
+        except Exception:
+            # A retry is answered as the first request was, whatever has changed since (a
+            # slot that has started, a breaker that opened): the key decides before the error.
+            replay = await self._replay(council, client_id, key, digest)
+            if replay is not None:
+                return replay
+            raise
+
+        reference = new_reference()
+        at = now()
+        repair = Repair(
+            council=council.id,
+            reference=reference,
+            property_id=prop.id,
+            postcode=prop.postcode,
+            sor_code=job.sor_code,
+            trade=job.trade.value,
+            size=job.size.value,
+            duration_minutes=job.duration_minutes,
+            priority=job.priority.value,
+            description=req.description,
+            contact=req.contact.model_dump(exclude_none=True),
+            communal=communal,
+            status=(RepairStatus.BOOKING if slot else RepairStatus.AWAITING_APPOINTMENT).value,
+            scheduler=scheduler_name,
+            vendor_slot={},
+            client_id=client_id or None,
+            created_at=at,
+            updated_at=at,
+        )  # in memory only (the row is written with Core below): the view and the messages
+        record: dict[str, Any] = {
+            "council": council.id,
+            "client_id": client_id,
+            "key": key,
+            "request_hash": digest,
+            "state": "in_progress",
+            "response_status": None,
+            "response_body": None,
+            "repair_reference": reference,
+            "created_at": at,
+        }
+        answer: dict[str, Any] | None = None
+        if slot is None:  # nothing to book: settled now, the answer kept with the record
+            repair.works_order_adaptor = self._works_order_sink(council, repair)
+            answer = repair_view(repair)
+            record.update(state="done", response_status=201, response_body=answer)
+        reconcile_id = 0
+        try:
+            async with self.db.transaction() as s:
+                if not await _claim_key(s, record):
+                    claimed = False
+                else:
+                    claimed = True
+                    await s.execute(_INSERT_REPAIR, _row_values(repair))
+                    if slot is None:
+                        await self._after_confirmed(s, council, repair, routed=True)
+                    else:
+                        reconcile_id = (
+                            await s.execute(
+                                _INSERT_RECONCILE,
+                                _outbox_values(
+                                    council.id,
+                                    "booking.reconcile",
+                                    {"reference": reference},
+                                    at,
+                                    self.reconcile_after,
+                                ),
+                            )
+                        ).scalar_one()
+        except IntegrityError:  # e.g. a reference drawn twice (vanishingly rare)
+            claimed = False
+        if not claimed:
+            replay = await self._replay(council, client_id, key, digest)
+            if replay is not None:
+                return replay
+            raise Conflict("a request with this Idempotency-Key is in progress") from None
+        if answer is not None:
+            self.worker.wake()
+            return 201, answer
+
+        notes: list[str] = []
+        route = council.config.routes.addresses
+        try:
+            notes = await council.address_source(route.default).operative_notes(prop.id)
+        except GatewayError:
+            notes = []  # notes are best effort; the booking itself must not fail on them
+        assert scheduler_name is not None and slot is not None
+        order = BookingOrder(
+            reference=reference,
+            property=prop,
+            job=job,
+            slot=slot,
+            description=req.description,
+            contact=req.contact,
+            communal=communal,
+            operative_notes=notes,
+        )
+        try:
+            conf = await council.scheduler(scheduler_name).book(order)
+        except SlotUnavailable as exc:
+            await self._fail(
+                council, client_id, key, reference, reconcile_id, exc, keep_answer=True
+            )
+            raise
+        except GatewayError as exc:
+            await self._fail(
+                council, client_id, key, reference, reconcile_id, exc, keep_answer=False
+            )
+            raise
+        except Exception as exc:
+            await self._fail(
+                council,
+                client_id,
+                key,
+                reference,
+                reconcile_id,
+                BackendUnavailable(f"{type(exc).__name__}"),
+                keep_answer=False,
+            )
+            raise
+        return await self._confirm(council, client_id, key, repair, reconcile_id, conf, slot)
+
+    async def _checked(
+        self, council: Council, req: NewRepair
+    ) -> tuple[Property, JobSpec, bool, str | None, VendorSlot | None]:
+        """The request checked against the council: the property, the job, whether it is
+        communal, and the scheduler and slot to book (none: reported without a slot)."""
         job = self.gw.resolve_job(
             council, sor_code=req.sor_code, trade=req.trade, size=req.size, priority=req.priority
         )
@@ -81,100 +223,10 @@ class CreateFlow(BookingBase):
             # A scheduler whose circuit is open will not be called: answer now, before a
             # repair row, an idempotency record and a reconcile item are written for nothing.
             council.ensure_available(scheduler_name, "bookings")
-        elif council.config.accept_without_slot:
-            scheduler_name, slot = None, None  # type: ignore[assignment]
-        else:
-            raise InvalidInput("choose an appointment: slot_token is required", field="slot_token")
-
-        reference = new_reference()
-        repair = Repair(
-            council=council.id,
-            reference=reference,
-            property_id=prop.id,
-            postcode=prop.postcode,
-            sor_code=job.sor_code,
-            trade=job.trade.value,
-            size=job.size.value,
-            duration_minutes=job.duration_minutes,
-            priority=job.priority.value,
-            description=req.description,
-            contact=req.contact.model_dump(exclude_none=True),
-            communal=communal,
-            status=(RepairStatus.BOOKING if slot else RepairStatus.AWAITING_APPOINTMENT).value,
-            scheduler=scheduler_name,
-            client_id=client_id or None,
-            created_at=now(),
-        )
-        try:
-            async with self.db.transaction() as s:
-                s.add(
-                    IdempotencyRecord(
-                        council=council.id,
-                        client_id=client_id,
-                        key=key,
-                        request_hash=digest,
-                        state="in_progress",
-                        repair_reference=reference,
-                    )
-                )
-                s.add(repair)
-                if slot is None:
-                    body = repair_view(repair)
-                    await self._after_confirmed(s, council, repair)
-                    await self._finish_idempotency(s, council, client_id, key, 201, body)
-                else:
-                    enqueue(
-                        s,
-                        council.id,
-                        "booking.reconcile",
-                        {"reference": reference},
-                        delay_seconds=self.reconcile_after,
-                    )
-        except IntegrityError:
-            replay = await self._replay(council, client_id, key, digest)
-            if replay is not None:
-                return replay
-            raise Conflict("a request with this Idempotency-Key is in progress") from None
-        if slot is None:
-            self.worker.wake()
-            return 201, repair_view(repair)
-
-        notes: list[str] = []
-        route = council.config.routes.addresses
-        try:
-            notes = await council.address_source(route.default).operative_notes(prop.id)
-        except GatewayError:
-            notes = []  # notes are best effort; the booking itself must not fail on them
-        order = BookingOrder(
-            reference=reference,
-            property=prop,
-            job=job,
-            slot=slot,
-            description=req.description,
-            contact=req.contact,
-            communal=communal,
-            operative_notes=notes,
-        )
-        assert scheduler_name is not None
-        try:
-            conf = await council.scheduler(scheduler_name).book(order)
-        except SlotUnavailable as exc:
-            await self._fail(council, client_id, key, reference, exc, keep_answer=True)
-            raise
-        except GatewayError as exc:
-            await self._fail(council, client_id, key, reference, exc, keep_answer=False)
-            raise
-        except Exception as exc:
-            await self._fail(
-                council,
-                client_id,
-                key,
-                reference,
-                BackendUnavailable(f"{type(exc).__name__}"),
-                keep_answer=False,
-            )
-            raise
-        return await self._confirm(council, client_id, key, reference, conf, slot)
+            return prop, job, communal, scheduler_name, slot
+        if council.config.accept_without_slot:
+            return prop, job, communal, None, None
+        raise InvalidInput("choose an appointment: slot_token is required", field="slot_token")
 
     async def _replay(
         self, council: Council, client_id: str, key: str, digest: str
@@ -200,20 +252,48 @@ class CreateFlow(BookingBase):
         council: Council,
         client_id: str,
         key: str,
-        reference: str,
+        repair: Repair,
+        reconcile_id: int,
         conf: BookingConfirmation,
         slot: VendorSlot,
     ) -> tuple[int, dict[str, Any]]:
+        reference = repair.reference
+        self._apply_confirmation(repair, conf, slot)
+        repair.works_order_adaptor = self._works_order_sink(council, repair)
+        repair.updated_at = now()
+        body = repair_view(repair)
+        queued = False
         async with self.db.transaction() as s:
-            r = await _locked_repair(s, council.id, reference)
-            if r.status == RepairStatus.BOOKED:  # the crash reconciler confirmed it first
-                return 201, repair_view(r)
-            settled_elsewhere = r.status != RepairStatus.BOOKING
-            if settled_elsewhere:
-                # The reconciler gave up on this booking before the scheduler answered; its
-                # compensation may already have run, so queue another (cancel is idempotent)
-                # and release the key so the resident's retry starts afresh. Committed here,
-                # before the error is raised below.
+            confirmed = await s.execute(
+                _CONFIRM,
+                {
+                    "w_council": council.id,
+                    "w_reference": reference,
+                    "status": repair.status,
+                    "slot_start": repair.slot_start,
+                    "slot_end": repair.slot_end,
+                    "slot_label": repair.slot_label,
+                    "vendor_order_ref": repair.vendor_order_ref,
+                    "vendor_booking_ref": repair.vendor_booking_ref,
+                    "vendor_slot": repair.vendor_slot,
+                    "works_order_adaptor": repair.works_order_adaptor,
+                    "updated_at": repair.updated_at,
+                },
+            )
+            if rowcount(confirmed) == 1:
+                await self._finish_idempotency(s, council, client_id, key, 201, body)
+                await _drop_reconcile(s, reconcile_id)
+                await self._after_confirmed(s, council, repair, routed=True)
+                queued = bool(s.new)
+                settled_elsewhere = False
+            else:  # no longer being booked: the crash reconciler settled it first
+                r = await _locked_repair(s, council.id, reference)
+                if r.status == RepairStatus.BOOKED:  # ... as booked
+                    return 201, repair_view(r)
+                # ... as failed, before the scheduler answered; its compensation may already
+                # have run, so queue another (cancel is idempotent) and release the key so the
+                # resident's retry starts afresh. Committed here, before the error is raised.
+                settled_elsewhere = queued = True
                 _queue_compensation(s, council.id, reference)
                 await s.execute(
                     delete(IdempotencyRecord).where(
@@ -222,13 +302,8 @@ class CreateFlow(BookingBase):
                         IdempotencyRecord.key == key,
                     )
                 )
-            else:
-                self._apply_confirmation(r, conf, slot)
-                body = repair_view(r)
-                await self._finish_idempotency(s, council, client_id, key, 201, body)
-                await self._after_confirmed(s, council, r)
-                await _drop_reconcile(s, council.id, reference)
-        self.worker.wake()
+        if queued:  # works order, messages or compensation to deliver now
+            self.worker.wake()
         if settled_elsewhere:
             raise BackendUnavailable(
                 "the booking could not be confirmed in time; please try again", retry_after=5
@@ -241,6 +316,7 @@ class CreateFlow(BookingBase):
         client_id: str,
         key: str,
         reference: str,
+        reconcile_id: int,
         exc: GatewayError,
         *,
         keep_answer: bool,
@@ -251,7 +327,7 @@ class CreateFlow(BookingBase):
             if r.status != RepairStatus.BOOKING:
                 return  # the crash reconciler already settled it
             r.status = RepairStatus.FAILED.value
-            await _drop_reconcile(s, council.id, reference)
+            await _drop_reconcile(s, reconcile_id)
             # Whatever the scheduler said, cancel anything it may hold under this reference
             # (e.g. an order created before it said the slot was gone); a no-op otherwise.
             # A scheduler that was never called (open circuit, no time left) holds nothing.
@@ -269,3 +345,26 @@ class CreateFlow(BookingBase):
                         IdempotencyRecord.key == key,
                     )
                 )
+
+
+def _row_values(r: Repair) -> dict[str, Any]:
+    """The columns of an in-memory repair, for its INSERT."""
+    return {c.key: getattr(r, c.key) for c in REPAIRS.columns if c.key != "id"}
+
+
+def _outbox_values(
+    council: str, kind: str, payload: dict[str, Any], at: datetime, delay_seconds: float
+) -> dict[str, Any]:
+    return {
+        "council": council,
+        "kind": kind,
+        "payload": payload,
+        "state": "pending",
+        "attempts": 0,
+        "next_attempt_at": at + timedelta(seconds=delay_seconds),
+        "locked_until": None,
+        "locked_by": None,
+        "last_error": None,
+        "created_at": at,
+        "done_at": None,
+    }

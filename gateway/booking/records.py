@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import structlog
-from sqlalchemy import delete, select
+from sqlalchemy import Table, bindparam, delete, insert, select, update
 
 from gateway.councils import Council
 from gateway.outbox import enqueue
@@ -142,17 +142,57 @@ async def _locked_repair(s: Any, council: str, reference: str) -> Repair:
     return row
 
 
-async def _drop_reconcile(s: Any, council: str, reference: str) -> None:
-    """The booking's outcome is now recorded: its crash-reconcile item is not needed."""
-    await s.execute(
-        delete(OutboxItem).where(
-            OutboxItem.kind == "booking.reconcile",
-            OutboxItem.council == council,
-            OutboxItem.state == "pending",
-            OutboxItem.locked_until.is_(None),
-            OutboxItem.payload["reference"].as_string() == reference,
-        )
+# The booking's own statements, on the tables (Core, not the ORM: no unit of work, no identity
+# map; each compiles once into SQLAlchemy's statement cache).
+REPAIRS: Table = Repair.__table__  # type: ignore[assignment]
+KEYS: Table = IdempotencyRecord.__table__  # type: ignore[assignment]
+OUTBOX: Table = OutboxItem.__table__  # type: ignore[assignment]
+_INSERT_REPAIR = insert(REPAIRS)
+_INSERT_RECONCILE = insert(OUTBOX).returning(OUTBOX.c.id)
+_CONFIRM = update(REPAIRS).where(
+    REPAIRS.c.council == bindparam("w_council"),
+    REPAIRS.c.reference == bindparam("w_reference"),
+    REPAIRS.c.status == RepairStatus.BOOKING.value,
+)
+_ANSWER_KEY = update(KEYS).where(
+    KEYS.c.council == bindparam("w_council"),
+    KEYS.c.client_id == bindparam("w_client_id"),
+    KEYS.c.key == bindparam("w_key"),
+)
+_DROP_RECONCILE = delete(OUTBOX).where(
+    OUTBOX.c.id == bindparam("w_id"),
+    OUTBOX.c.kind == "booking.reconcile",
+    OUTBOX.c.state == "pending",
+    OUTBOX.c.locked_until.is_(None),
+)
+
+
+def _claim_key_statement(dialect: str) -> Any:
+    from sqlalchemy.dialects import postgresql, sqlite
+
+    module = postgresql if dialect == "postgresql" else sqlite
+    return (
+        module.insert(KEYS)
+        .on_conflict_do_nothing(index_elements=["council", "client_id", "key"])
+        .returning(KEYS.c.id)
     )
+
+
+_CLAIM_KEY = {d: _claim_key_statement(d) for d in ("sqlite", "postgresql")}
+
+
+async def _claim_key(s: Any, values: dict[str, Any]) -> bool:
+    """Write the idempotency record unless the key has one (one statement, no look-up
+    first): False when the key was used before, and the caller answers as a replay."""
+    stmt = _CLAIM_KEY[s.bind.dialect.name]
+    return (await s.execute(stmt, values)).first() is not None
+
+
+async def _drop_reconcile(s: Any, item_id: int) -> None:
+    """The booking's outcome is now recorded: its crash-reconcile item (written with the
+    repair, ``item_id``) is not needed. One the worker has claimed is left to it: it finds the
+    repair settled and backs off."""
+    await s.execute(_DROP_RECONCILE, {"w_id": item_id})
 
 
 def _seconds(n: float) -> Any:

@@ -155,6 +155,9 @@ class Database:
             if db_path and db_path != ":memory:":
                 Path(db_path).parent.mkdir(parents=True, exist_ok=True)
             kwargs["connect_args"] = {"timeout": 30}
+            from gateway.storage.sqlite_driver import dbapi
+
+            kwargs["module"] = dbapi()  # one thread hop per statement (sqlite_driver.py)
         else:
             kwargs.update(pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
         # hide_parameters: a database error's text must never carry what a resident submitted
@@ -210,7 +213,12 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
 
 def _sqlite_begin(conn: Any) -> None:
     immediate = conn.get_execution_options().get("sqlite_immediate")
-    conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+    begin = "BEGIN IMMEDIATE" if immediate else "BEGIN"
+    dbapi_conn = conn.connection.dbapi_connection
+    if hasattr(dbapi_conn, "begin_with_next_statement"):  # sqlite_driver: no hop of its own
+        dbapi_conn.begin_with_next_statement(begin)
+    else:
+        conn.exec_driver_sql(begin)
 
 
 async def insert_ignoring_conflict(

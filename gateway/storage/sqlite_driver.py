@@ -1,0 +1,156 @@
+"""aiosqlite with one thread hop per statement.
+
+aiosqlite runs each sqlite3 call on the connection's own thread and hands the result back to
+the event loop; SQLAlchemy's adaptation makes a statement four such calls (open a cursor,
+execute, fetch, close) and returning a connection to the pool a fifth (a rollback, even after
+a commit). Each hop is a thread wake-up and an event-loop wake-up: 0.1-0.3 ms on a shared
+machine, more after the process has sat idle, and they were most of a booking's own time.
+
+Here a statement is one hop (cursor, execute, fetch, close, all on the connection's thread,
+with the cursor's description, rowcount and lastrowid brought back), and the pool's rollback
+is skipped when the connection is known to be outside a transaction. Everything else (the
+dialect, types, errors, the pool, server-side cursors) is SQLAlchemy's aiosqlite dialect,
+given this DB-API adaptation with ``create_async_engine(..., module=dbapi())``.
+"""
+
+from __future__ import annotations
+
+import collections
+import sqlite3
+from typing import Any
+
+import aiosqlite
+from sqlalchemy.dialects.sqlite.aiosqlite import (
+    AsyncAdapt_aiosqlite_connection,
+    AsyncAdapt_aiosqlite_cursor,
+    AsyncAdapt_aiosqlite_dbapi,
+)
+from sqlalchemy.util.concurrency import await_
+
+# (description, rowcount, lastrowid, rows or None, still in a transaction)
+_Outcome = tuple[Any, int, int | None, list[Any] | None, bool]
+
+
+def _run(aio: Any, begin: str | None, operation: str, parameters: Any, many: bool) -> _Outcome:
+    """On the connection's thread: the whole statement (after the transaction's BEGIN, when
+    this is its first statement)."""
+    conn: sqlite3.Connection = aio._conn
+    if begin is not None:
+        conn.execute(begin)
+    cur = conn.cursor()
+    try:
+        if many:
+            cur.executemany(operation, parameters)
+        else:
+            cur.execute(operation, () if parameters is None else parameters)
+        description = cur.description
+        rows = cur.fetchall() if description else None
+        return description, cur.rowcount, cur.lastrowid, rows, conn.in_transaction
+    finally:
+        cur.close()
+
+
+class OneHopCursor(AsyncAdapt_aiosqlite_cursor):
+    """A cursor that holds its results: no aiosqlite cursor behind it."""
+
+    __slots__ = ("_description", "_rowcount", "_lastrowid")
+
+    def __init__(self, adapt_connection: Any) -> None:
+        self._adapt_connection = adapt_connection
+        self._connection = adapt_connection._connection
+        self._cursor = None  # type: ignore[assignment]
+        self._soft_closed_memoized = {}  # type: ignore[assignment]
+        self._rows = collections.deque()
+        self._description: Any = None
+        self._rowcount = -1
+        self._lastrowid: int | None = None
+
+    @property
+    def description(self) -> Any:
+        return self._description
+
+    @property
+    def rowcount(self) -> int:
+        return self._rowcount
+
+    @property
+    def lastrowid(self) -> int:
+        return self._lastrowid  # type: ignore[return-value]
+
+    @property
+    def arraysize(self) -> int:
+        return 1
+
+    @arraysize.setter
+    def arraysize(self, value: int) -> None:
+        pass
+
+    async def _async_soft_close(self) -> None:
+        return None
+
+    def close(self) -> None:
+        self._rows.clear()
+
+    async def _hop(self, operation: Any, parameters: Any, many: bool) -> None:
+        adapt: Any = self._adapt_connection
+        async with adapt._execute_mutex:
+            begin, adapt._begin = adapt._begin, None
+            adapt._maybe_in_transaction = True  # until the statement says otherwise
+            outcome = await self._connection._execute(
+                _run, self._connection, begin, operation, parameters, many
+            )
+        self._description, self._rowcount, self._lastrowid, rows, in_tx = outcome
+        adapt._maybe_in_transaction = in_tx
+        self._rows = collections.deque(rows) if rows else collections.deque()
+
+    async def _execute_async(self, operation: Any, parameters: Any) -> Any:
+        await self._hop(operation, parameters, False)
+        return None
+
+    async def _executemany_async(self, operation: Any, seq_of_parameters: Any) -> Any:
+        await self._hop(operation, seq_of_parameters, True)
+        return None
+
+
+class OneHopConnection(AsyncAdapt_aiosqlite_connection):
+    __slots__ = ("_maybe_in_transaction", "_begin")
+    _cursor_cls = OneHopCursor
+
+    def __init__(self, dbapi: Any, connection: Any) -> None:
+        super().__init__(dbapi, connection)
+        # True unless the last statement, commit or rollback left no transaction open (a
+        # statement cancelled mid-hop leaves it True, so the pool's rollback still runs)
+        self._maybe_in_transaction = True
+        self._begin: str | None = None
+
+    def begin_with_next_statement(self, begin: str) -> None:
+        """Send ``begin`` (BEGIN or BEGIN IMMEDIATE) in the hop of the next statement: a
+        transaction's BEGIN costs no hop of its own, and one with no statement none at all."""
+        self._begin = begin
+
+    def rollback(self) -> None:
+        self._begin = None
+        if not self._maybe_in_transaction:
+            return  # returned to the pool after a commit: nothing to roll back
+        super().rollback()
+        self._maybe_in_transaction = False
+
+    def commit(self) -> None:
+        if self._begin is not None and not self._maybe_in_transaction:
+            self._begin = None  # a transaction that ran no statement: nothing to commit
+            return
+        self._begin = None
+        super().commit()
+        self._maybe_in_transaction = False
+
+
+class OneHopDBAPI(AsyncAdapt_aiosqlite_dbapi):
+    def connect(self, *arg: Any, **kw: Any) -> OneHopConnection:
+        connection = aiosqlite.connect(*arg, **kw)
+        connection._thread.daemon = True
+        return OneHopConnection(self, await_(connection))
+
+
+def dbapi() -> OneHopDBAPI:
+    """The DB-API module to give ``create_async_engine`` (``module=``) for SQLite."""
+    return OneHopDBAPI(aiosqlite, sqlite3)

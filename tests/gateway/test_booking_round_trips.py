@@ -1,0 +1,208 @@
+"""The booking's few statements (issue 16): the idempotency record claimed by one INSERT, the
+confirmation as a conditional UPDATE, and the SQLite driver that makes a statement one thread
+hop. What a resident sees must not change: a retry answers as the first request did, even when
+the request would now be refused; a booking settled by the reconciler first is answered from
+the row."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Column, Integer, MetaData, String, Table, event, select, text
+from sqlalchemy.exc import IntegrityError
+
+from gateway.storage.database import Database
+from gateway.storage.models import IdempotencyRecord, OutboxItem, Repair
+from tests.gatewaykit import demo_council, running_gateway
+
+BASE = "/v1/councils/demo"
+
+
+def booking(slot_token: str) -> dict[str, object]:
+    return {
+        "property_id": "00012345",
+        "sor_code": "N631111",
+        "description": "Shower hose split",
+        "contact": {"phone": "07700 900123"},
+        "slot_token": slot_token,
+    }
+
+
+async def first_slot(client) -> dict[str, object]:  # type: ignore[no-untyped-def]
+    q = {"property_id": "00012345", "sor_code": "N631111", "page_size": 1}
+    r = await client.get(f"{BASE}/appointments", params=q)
+    assert r.status_code == 200, r.text
+    return r.json()["slots"][0]  # type: ignore[no-any-return]
+
+
+async def test_a_booking_leaves_its_answer_and_no_reconcile_item(
+    tmp_path: Path, database_url: str
+) -> None:
+    council, files = demo_council()
+    async with running_gateway(tmp_path, {"demo": council}, files, database_url=database_url) as gw:
+        slot = await first_slot(gw.client)
+        r = await gw.client.post(
+            f"{BASE}/repairs",
+            json=booking(str(slot["slot_token"])),
+            headers={"Idempotency-Key": "a"},
+        )
+        assert r.status_code == 201, r.text
+        ref = r.json()["reference"]
+        async with gw.database.session() as s:
+            rec = (await s.execute(select(IdempotencyRecord))).scalar_one()
+            row = (await s.execute(select(Repair))).scalar_one()
+            reconcile = (
+                await s.execute(select(OutboxItem).where(OutboxItem.kind == "booking.reconcile"))
+            ).all()
+        assert (rec.state, rec.response_status, rec.repair_reference) == ("done", 201, ref)
+        assert rec.response_body == r.json()
+        assert row.status == "booked" and row.slot_start is not None
+        assert row.vendor_slot is not None and row.contact == {"phone": "07700 900123"}
+        assert reconcile == []  # dropped by its id with the confirmation
+
+
+async def test_a_retry_is_answered_as_the_first_even_when_it_would_now_be_refused(
+    tmp_path: Path,
+) -> None:
+    council, files = demo_council()
+    async with running_gateway(tmp_path, {"demo": council}, files) as gw:
+        slot = await first_slot(gw.client)
+        body = booking(str(slot["slot_token"]))
+        first = await gw.client.post(f"{BASE}/repairs", json=body, headers={"Idempotency-Key": "b"})
+        assert first.status_code == 201, first.text
+        # the scheduler's circuit opens: a new booking is refused before anything is written...
+        breaker = gw.runtime.gateway.council("demo").breaker("demo_csv", "bookings")
+        for _ in range(breaker.threshold):
+            breaker.failure()
+        other = await gw.client.post(f"{BASE}/repairs", json=body, headers={"Idempotency-Key": "c"})
+        assert other.status_code == 503, other.text
+        # ... but the retry of the first is its answer, as before
+        again = await gw.client.post(f"{BASE}/repairs", json=body, headers={"Idempotency-Key": "b"})
+        assert (again.status_code, again.json()) == (201, first.json())
+
+
+async def test_a_booking_the_reconciler_confirmed_first_is_answered_from_the_row(
+    tmp_path: Path, database_url: str
+) -> None:
+    council, files = demo_council()
+    async with running_gateway(tmp_path, {"demo": council}, files, database_url=database_url) as gw:
+        scheduler = gw.runtime.gateway.council("demo").scheduler("demo_csv")
+        book = scheduler.book
+
+        async def book_then_reconciled(order):  # type: ignore[no-untyped-def]
+            conf = await book(order)
+            async with gw.database.transaction() as s:  # as the reconciler does, first
+                row = (
+                    await s.execute(select(Repair).where(Repair.reference == order.reference))
+                ).scalar_one()
+                row.status, row.slot_start, row.slot_end = "booked", conf.start, conf.end
+                row.slot_label = conf.label
+            return conf
+
+        scheduler.book = book_then_reconciled  # type: ignore[method-assign]
+        try:
+            slot = await first_slot(gw.client)
+            r = await gw.client.post(
+                f"{BASE}/repairs",
+                json=booking(str(slot["slot_token"])),
+                headers={"Idempotency-Key": "d"},
+            )
+        finally:
+            scheduler.book = book  # type: ignore[method-assign]
+        assert r.status_code == 201, r.text
+        assert r.json()["status"] == "booked"
+
+
+# -- the SQLite driver ------------------------------------------------------------------------
+META = MetaData()
+THINGS = Table(
+    "things",
+    META,
+    Column("id", Integer, primary_key=True),
+    Column("name", String(16), unique=True),
+    Column("n", Integer),
+)
+
+
+@pytest.fixture
+async def sqlite_db(tmp_path: Path):  # type: ignore[no-untyped-def]
+    db = Database(f"sqlite:///{tmp_path / 'driver.db'}")
+    async with db.engine.begin() as conn:
+        await conn.run_sync(META.create_all)
+    yield db
+    await db.dispose()
+
+
+async def test_the_driver_keeps_what_sqlalchemy_reads_from_a_cursor(sqlite_db: Database) -> None:
+    async with sqlite_db.transaction() as s:
+        r = await s.execute(THINGS.insert().values(name="a", n=1))
+        assert r.inserted_primary_key == (1,)
+        got = await s.execute(THINGS.insert().returning(THINGS.c.id), {"name": "b", "n": 2})
+        assert got.scalar_one() == 2
+        await s.execute(THINGS.insert(), [{"name": "c", "n": 3}, {"name": "d", "n": 4}])
+        changed = await s.execute(THINGS.update().where(THINGS.c.n >= 2).values(n=0))
+        assert changed.rowcount == 3  # type: ignore[attr-defined]
+    async with sqlite_db.session() as s:
+        rows = (await s.execute(select(THINGS.c.name, THINGS.c.n).order_by(THINGS.c.id))).all()
+    assert [tuple(x) for x in rows] == [("a", 1), ("b", 0), ("c", 0), ("d", 0)]
+    with pytest.raises(IntegrityError):  # the DB-API's errors, as SQLAlchemy maps them
+        async with sqlite_db.transaction() as s:
+            await s.execute(THINGS.insert().values(name="a", n=9))
+
+
+async def test_a_failed_transaction_leaves_nothing_and_writers_take_turns(
+    sqlite_db: Database,
+) -> None:
+    with pytest.raises(RuntimeError):
+        async with sqlite_db.transaction() as s:
+            await s.execute(THINGS.insert().values(name="x", n=1))
+            raise RuntimeError("changed my mind")
+
+    async def bump() -> None:
+        async with sqlite_db.transaction() as s:  # BEGIN IMMEDIATE: read-then-write is safe
+            n = (await s.execute(select(THINGS.c.n).where(THINGS.c.name == "k"))).scalar()
+            await s.execute(THINGS.update().where(THINGS.c.name == "k").values(n=(n or 0) + 1))
+
+    async with sqlite_db.transaction() as s:
+        await s.execute(THINGS.insert().values(name="k", n=0))
+    await asyncio.gather(*(bump() for _ in range(8)))
+    async with sqlite_db.session() as s:
+        assert (await s.execute(select(THINGS.c.n).where(THINGS.c.name == "k"))).scalar() == 8
+        assert (await s.execute(select(THINGS.c.id).where(THINGS.c.name == "x"))).all() == []
+
+
+async def test_a_statement_cancelled_mid_hop_does_not_keep_the_write_lock(
+    sqlite_db: Database,
+) -> None:
+    def slow(_: object) -> int:
+        time.sleep(0.3)
+        return 1
+
+    @event.listens_for(sqlite_db.engine.sync_engine, "connect")
+    def _slow_function(dbapi_conn, _record):  # type: ignore[no-untyped-def]
+        dbapi_conn.create_function("slow", 1, slow)
+
+    await sqlite_db.engine.dispose()  # new connections get the function
+
+    async def held() -> None:
+        async with sqlite_db.transaction() as s:
+            await s.execute(THINGS.insert().values(name="y", n=1))
+            await s.execute(text("SELECT slow(1)"))
+
+    task = asyncio.create_task(held())
+    await asyncio.sleep(0.1)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+
+    async def write() -> None:
+        async with sqlite_db.transaction() as s:
+            await s.execute(THINGS.insert().values(name="z", n=1))
+
+    await asyncio.wait_for(write(), 10)  # the cancelled transaction was rolled back
+    async with sqlite_db.session() as s:
+        names = (await s.execute(select(THINGS.c.name))).scalars().all()
+    assert names == ["z"]
