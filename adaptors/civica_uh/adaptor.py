@@ -38,7 +38,13 @@ from repairs_gateway_sdk.adaptor import (
 )
 from repairs_gateway_sdk.errors import BackendRejected, BackendUnavailable
 from repairs_gateway_sdk.model import Property, PropertyKind, WorksOrder
-from repairs_gateway_sdk.soap import bounded_service, client_for, load_wsdl, wsdl_location
+from repairs_gateway_sdk.soap import (
+    bounded_service,
+    client_for,
+    load_wsdl,
+    parsed,
+    wsdl_location,
+)
 
 log = structlog.get_logger("adaptors.civica_uh")
 PROPERTY_REF = re.compile(r"^[A-Za-z0-9][A-Za-z0-9/_.-]{0,19}$")
@@ -101,35 +107,44 @@ class CivicaUHAdaptor(AddressSource, WorksOrderSink):
     async def start(self) -> None:
         await self._services()
 
+    async def prepare(self) -> None:
+        """What this adaptor shares with others, ready before its first call: its two WSDLs,
+        parsed once per process and location (no client, connection or session of its own;
+        the gateway's background warm-up calls it, see gateway/lifecycle.py)."""
+        await self._wsdls()
+
+    async def _wsdls(self) -> tuple[Document, Document]:
+        o = self.options
+        base = self.context.config_dir
+        locations = [wsdl_location(wsdl, base) for wsdl in (o.property_wsdl, o.repair_wsdl)]
+        try:
+            if all(parsed(loc) for loc in locations):  # two look-ups: no tasks, no threads
+                docs = [await load_wsdl(loc, timeout=o.timeout_seconds) for loc in locations]
+            else:
+                docs = await asyncio.gather(
+                    *(
+                        load_wsdl(loc, timeout=o.timeout_seconds, max_bytes=o.max_reply_bytes)
+                        for loc in locations
+                    )
+                )
+        except Exception as exc:  # noqa: BLE001 - a WSDL we cannot load is an outage
+            log.warning("civica_uh.wsdl_failed", adaptor=self.name, error=type(exc).__name__)
+            raise BackendUnavailable(
+                "Civica UH service description could not be loaded", retry_after=60
+            ) from None
+        return docs[0], docs[1]
+
     async def _services(self) -> tuple[UHService, UHService]:
         if self._property is not None and self._repair is not None:
             return self._property, self._repair
         async with self._start_lock:
             if self._property is None or self._repair is None:
                 o = self.options
-                base = self.context.config_dir
-                try:
-                    prop_doc, rep_doc = await asyncio.gather(
-                        *(
-                            load_wsdl(
-                                wsdl_location(wsdl, base),
-                                timeout=o.timeout_seconds,
-                                max_bytes=o.max_reply_bytes,
-                            )
-                            for wsdl in (o.property_wsdl, o.repair_wsdl)
-                        )
-                    )
-                except Exception as exc:  # noqa: BLE001 - a WSDL we cannot load is an outage
-                    log.warning(
-                        "civica_uh.wsdl_failed", adaptor=self.name, error=type(exc).__name__
-                    )
-                    raise BackendUnavailable(
-                        "Civica UH service description could not be loaded", retry_after=60
-                    ) from None
-                http = client_for(
-                    o.timeout_seconds,
-                    limits=httpx.Limits(max_connections=max(o.max_concurrency * 2, 10)),
-                )
+                prop_doc, rep_doc = await self._wsdls()
+                # its own client (cookies, headers, a cap on connections in use) on the
+                # process's shared connection pools; requests built with the WSDL's shared
+                # zeep client: starting costs no zeep client, proxy or connection of its own
+                http = client_for(o.timeout_seconds, max_connections=max(o.max_concurrency * 2, 10))
                 header = self._header()
 
                 def service(document: Document, endpoint: str | None) -> UHService:

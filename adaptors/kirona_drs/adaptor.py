@@ -95,6 +95,12 @@ class KironaDRSAdaptor(Scheduler):
         self.cache = SlotCache(config.cache_seconds)
 
     # -- lifecycle ----------------------------------------------------------------------
+    async def prepare(self) -> None:
+        """What this adaptor shares with others, ready before its first call: its WSDL,
+        parsed once per process and location (no client, connection or session of its own;
+        the gateway's background warm-up calls it, see gateway/lifecycle.py)."""
+        await self.client.document()
+
     async def close(self) -> None:
         await self.client.close()
 

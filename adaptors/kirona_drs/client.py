@@ -22,6 +22,7 @@ from typing import Any
 import httpx
 import structlog
 import zeep
+from zeep.wsdl import Document
 
 from adaptors.kirona_drs.config import KironaDRSConfig
 from adaptors.kirona_drs.wire import (
@@ -66,18 +67,26 @@ class DRSClient:
         self.sessions_opened = 0
 
     # -- plumbing -----------------------------------------------------------------------
+    async def document(self) -> Document:
+        """The WSDL, parsed once per process and location (shared by every adaptor on it)."""
+        try:
+            return await load_wsdl(
+                self.wsdl,
+                timeout=self.config.timeout_seconds,
+                max_bytes=self.config.max_reply_bytes,
+            )
+        except Exception as exc:  # noqa: BLE001 - any load failure is an outage
+            log.warning("drs.wsdl_unavailable", error=type(exc).__name__)
+            raise map_soap_error(exc, SYSTEM) from None
+
     async def _ensure_client(self) -> tuple[zeep.AsyncClient, BoundedService]:
         if self._client is None or self._service is None:
             async with self._setup_lock:
                 if self._client is None:
                     timeout = self.config.timeout_seconds
-                    try:
-                        doc = await load_wsdl(
-                            self.wsdl, timeout=timeout, max_bytes=self.config.max_reply_bytes
-                        )
-                    except Exception as exc:  # noqa: BLE001 - any load failure is an outage
-                        log.warning("drs.wsdl_unavailable", error=type(exc).__name__)
-                        raise map_soap_error(exc, SYSTEM) from None
+                    doc = await self.document()
+                    # its own client on the process's shared connection pools; requests
+                    # built with the WSDL's shared zeep client (soap.bounded_service)
                     http = client_for(timeout)
                     service = bounded_service(
                         doc,

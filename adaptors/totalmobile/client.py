@@ -44,8 +44,10 @@ class TotalmobileClient:
                 "User-Agent": "repairs-gateway (totalmobile adaptor)",
                 "Accept-Encoding": replies.ACCEPT_ENCODING,
             },
-            transport=transport,
-            verify=replies.shared_tls(),  # one TLS context per process, not per council
+            # its own client (headers, cookies, a cap on connections in use) on the process's
+            # connection pools, shared per backend host; one TLS context per process
+            transport=transport if transport is not None else replies.SharedPools(),
+            verify=replies.shared_tls(),
         )
         self.tokens = TokenManager(
             self.http,

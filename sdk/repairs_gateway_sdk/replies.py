@@ -22,6 +22,7 @@ import asyncio
 import functools
 import json
 import ssl
+import weakref
 import zlib
 from collections.abc import AsyncIterator, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -248,3 +249,136 @@ def shared_tls() -> ssl.SSLContext:
         return ssl.create_default_context(cafile=certifi.where())
     except ImportError:  # pragma: no cover - httpx depends on certifi
         return ssl.create_default_context()
+
+
+# -- connection pools shared by every adaptor of a process -------------------------------------
+# One pool per event loop, origin (scheme, host, port) and TLS context. A pool's connections
+# carry nothing of the council that opened them (each request brings its own headers and
+# body; clients keep their own cookies), so councils on one backend host reuse each other's
+# open connections instead of each paying its own TCP (and TLS) handshakes.
+KEEPALIVE_PER_ORIGIN = 32  # idle connections kept per origin (httpcore scans them per request)
+_pools: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[tuple[Any, ...], _Pool]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+class _Pool:
+    __slots__ = ("transport", "users")
+
+    def __init__(self, transport: httpx.AsyncHTTPTransport) -> None:
+        self.transport = transport
+        self.users = 0
+
+
+class _Released(httpx.AsyncByteStream):
+    """A reply's body that gives its client's connection slot back when it is closed."""
+
+    def __init__(self, stream: httpx.AsyncByteStream, release: Callable[[], None]) -> None:
+        self._stream = stream
+        self._release: Callable[[], None] | None = release
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        async for chunk in self._stream:
+            yield chunk
+
+    async def aclose(self) -> None:
+        try:
+            await self._stream.aclose()
+        finally:
+            release, self._release = self._release, None
+            if release is not None:
+                release()
+
+
+class SharedPools(httpx.AsyncBaseTransport):
+    """An ``httpx.AsyncClient``'s transport onto the process's shared connection pools.
+
+    Each client keeps what is its own: headers, cookies, timeouts (its ``AsyncClient``) and
+    its own cap on connections in use at once (``max_connections``: one council's burst
+    cannot take a host's every connection from the others, as with a pool of its own). Only
+    open connections are shared, per event loop, origin and TLS context. Closing the client
+    releases its share; a pool closes with its last client."""
+
+    def __init__(
+        self, *, max_connections: int | None = 100, verify: ssl.SSLContext | None = None
+    ) -> None:
+        self.verify = verify if verify is not None else shared_tls()
+        self.max_connections = max_connections
+        self._slots: asyncio.Semaphore | None = None
+        # the pools this client holds a share of, by event loop and origin
+        self._used: dict[tuple[Any, ...], _Pool] = {}
+        self._closed = False
+
+    def _pool(self, url: httpx.URL) -> httpx.AsyncHTTPTransport:
+        if self._closed:
+            raise RuntimeError("the client's transport is closed")
+        loop = asyncio.get_running_loop()
+        key = (url.scheme, url.host, url.port, id(self.verify))
+        mine = self._used.get((loop, *key))
+        if mine is not None:
+            return mine.transport
+        per_loop = _pools.get(loop)
+        if per_loop is None:
+            per_loop = _pools[loop] = {}
+        pool = per_loop.get(key)
+        if pool is None:
+            pool = per_loop[key] = _Pool(
+                httpx.AsyncHTTPTransport(
+                    verify=self.verify,
+                    limits=httpx.Limits(
+                        max_connections=None, max_keepalive_connections=KEEPALIVE_PER_ORIGIN
+                    ),
+                )
+            )
+        pool.users += 1
+        self._used[(loop, *key)] = pool
+        return pool.transport
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        transport = self._pool(request.url)
+        if self.max_connections is None:
+            return await transport.handle_async_request(request)
+        if self._slots is None:
+            self._slots = asyncio.Semaphore(self.max_connections)
+        slots = self._slots
+        wait = (request.extensions.get("timeout") or {}).get("pool")
+        try:
+            async with asyncio.timeout(wait):
+                await slots.acquire()
+        except TimeoutError:
+            raise httpx.PoolTimeout("no connection of this client was free in time") from None
+        try:
+            response = await transport.handle_async_request(request)
+        except BaseException:
+            slots.release()
+            raise
+        assert isinstance(response.stream, httpx.AsyncByteStream)
+        return httpx.Response(
+            status_code=response.status_code,
+            headers=response.headers,
+            stream=_Released(response.stream, slots.release),
+            extensions=response.extensions,
+        )
+
+    async def aclose(self) -> None:
+        self._closed = True
+        used, self._used = self._used, {}
+        for (loop, *key), pool in used.items():
+            pool.users -= 1
+            if pool.users > 0:
+                continue
+            per_loop = _pools.get(loop)
+            if per_loop is not None and per_loop.get(tuple(key)) is pool:
+                del per_loop[tuple(key)]
+            if loop is asyncio.get_running_loop():  # else its loop is gone, sockets and all
+                await pool.transport.aclose()
+
+
+def pooled_client(
+    *, max_connections: int | None = 100, verify: ssl.SSLContext | None = None, **kwargs: Any
+) -> httpx.AsyncClient:
+    """An ``httpx.AsyncClient`` of its own (headers, cookies, timeouts) on the shared
+    connection pools (``SharedPools``)."""
+    pools = SharedPools(max_connections=max_connections, verify=verify)
+    # verify: the TLS context of any proxy transport httpx mounts from the environment
+    return httpx.AsyncClient(transport=pools, verify=pools.verify, **kwargs)
