@@ -22,6 +22,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import delete, select, update
 
+from gateway.audit import note_principal
 from gateway.ratelimit import SharedRateLimiter
 from gateway.storage.database import Database, rowcount
 from gateway.storage.models import ApiKey
@@ -96,6 +97,7 @@ class KeyStore:
     # key_id -> when it was last used, not yet written (flush_last_used)
     _used: dict[str, datetime] = field(default_factory=dict)
     _used_written: dict[str, datetime] = field(default_factory=dict)
+    _known: dict[str, _Known] = field(default_factory=dict)  # derived from cached rows
 
     def __post_init__(self) -> None:
         if self.limiter is None:
@@ -243,22 +245,38 @@ class KeyStore:
         if len(parts) != 3 or parts[0] != "rgw" or not KEY_ID.fullmatch(parts[1]):
             raise Unauthorized("the API key is not valid")
         row = await self._lookup(parts[1])
-        expected = row.key_hash if row is not None else hash_key("absent")
-        if (
-            not hmac.compare_digest(expected, hash_key(presented))
-            or row is None
-            or row.revoked_at is not None
-        ):
+        known = self._known.get(parts[1]) if row is not None else None
+        if known is None or known[0] is not row:
+            known = self._know(parts[1], row)
+        _, key_hash, revoked, expires_at, principal = known
+        if not hmac.compare_digest(key_hash, hash_key(presented)) or row is None or revoked:
             raise Unauthorized("the API key is not valid")
-        if row.expires_at is not None and row.expires_at <= now():
+        if expires_at is not None and expires_at <= now():
             raise Unauthorized("the API key has expired: ask for a new one")
-        self._note_used(row.key_id)
-        from gateway.audit import note_principal
-
-        note_principal(row.key_id)
-        principal = Principal(
-            row.key_id, row.name, frozenset(row.councils), row.role, row.rate_per_minute
-        )
+        assert principal is not None
+        self._note_used(principal.key_id)
+        note_principal(principal.key_id)
         assert self.limiter is not None
         await self.limiter.take(principal.key_id, max(1, principal.rate_per_minute))
         return principal
+
+    def _know(self, key_id: str, row: ApiKey | None) -> _Known:
+        """What authentication reads of a key row, read once per row fetched (the row's
+        attributes are the ORM's, costly to read on every request)."""
+        if row is None:
+            return (None, hash_key("absent"), False, None, None)
+        known: _Known = (
+            row,
+            row.key_hash,
+            row.revoked_at is not None,
+            row.expires_at,
+            Principal(row.key_id, row.name, frozenset(row.councils), row.role, row.rate_per_minute),
+        )
+        if len(self._known) > CACHE_KEYS:
+            self._known.clear()
+        self._known[key_id] = known
+        return known
+
+
+# (row, key hash, revoked, expires at, principal) of a cached key row
+_Known = tuple[ApiKey | None, str, bool, datetime | None, Principal | None]

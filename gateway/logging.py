@@ -4,10 +4,12 @@ that the code never logs bodies, query strings or addresses."""
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import sys
 from collections.abc import MutableMapping
+from datetime import UTC, datetime
 from typing import Any
 
 import structlog
@@ -43,6 +45,53 @@ def scrub_personal_data(
     return event
 
 
+class _AccessLog:
+    """The access log line written directly: the same JSON, fields and order as structlog's
+    chain below renders it (``timestamp`` ISO UTC, ``level``, ``event`` and the bound
+    ``request_id``), without its per-call logger, context copy and processor calls (about
+    20 µs a request). Every field is one of ``SAFE_KEYS`` (the scrubber leaves them as they
+    are): a method, a route template, a status, a duration, an id the gateway checked."""
+
+    def __init__(self, enabled: bool, stream: Any) -> None:
+        self.enabled = enabled
+        self.stream = stream  # None: whatever sys.stdout is when the line is written
+        self._printer: structlog.PrintLogger | None = None
+        self._file: Any = None
+
+    def write(self, method: str, route: str, status: int, duration_ms: float, rid: str) -> None:
+        if not self.enabled:
+            return
+        line = json.dumps(
+            {
+                "method": method,
+                "route": route,
+                "status": status,
+                "duration_ms": duration_ms,
+                "event": "request",
+                "request_id": rid,
+                "level": "info",
+                "timestamp": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
+            }
+        )
+        file = self.stream if self.stream is not None else sys.stdout
+        if file is not self._file or self._printer is None:
+            self._printer, self._file = structlog.PrintLogger(file), file  # its lock per file
+        self._printer.msg(line)
+
+
+_access: _AccessLog | None = None  # set by configure(); before it, structlog's defaults
+
+
+def access_line(method: str, route: str, status: int, duration_ms: float, rid: str) -> None:
+    """One access log line ("event": "request") for an answered request."""
+    if _access is not None:
+        _access.write(method, route, status, duration_ms, rid)
+    else:
+        structlog.get_logger("gateway.access").info(
+            "request", method=method, route=route, status=status, duration_ms=duration_ms
+        )
+
+
 def configure(level: str = "info", stream: Any = None) -> None:
     logging.basicConfig(
         format="%(message)s",
@@ -72,3 +121,5 @@ def configure(level: str = "info", stream: Any = None) -> None:
         ),
         cache_logger_on_first_use=False,
     )
+    global _access
+    _access = _AccessLog(getattr(logging, level.upper(), logging.INFO) <= logging.INFO, stream)

@@ -39,7 +39,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import structlog
-from starlette.types import ASGIApp, Receive, Scope, Send
 
 from gateway.config import ConfigError, ConfigProblem
 from gateway.councils import Council, load_councils
@@ -59,33 +58,24 @@ class RequestsInFlight:
         self.generation = 0
         self.counts: dict[int, int] = {}
 
+    def enter(self) -> int:
+        """A request starts (the edge middleware, gateway/api/middleware.py): its generation."""
+        gen = self.generation
+        counts = self.counts
+        counts[gen] = counts.get(gen, 0) + 1
+        return gen
+
+    def leave(self, gen: int) -> None:
+        counts = self.counts
+        left = counts[gen] - 1
+        if left:
+            counts[gen] = left
+        else:
+            del counts[gen]
+
     def started_before(self, generation: int) -> int:
         """Requests still running that started under ``generation`` or earlier."""
         return sum(n for g, n in self.counts.items() if g <= generation)
-
-
-class CountRequests:
-    """ASGI middleware counting running requests by generation (two dict operations)."""
-
-    def __init__(self, app: ASGIApp, tracker: RequestsInFlight) -> None:
-        self.app = app
-        self.tracker = tracker
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        counts = self.tracker.counts
-        gen = self.tracker.generation
-        counts[gen] = counts.get(gen, 0) + 1
-        try:
-            await self.app(scope, receive, send)
-        finally:
-            left = counts[gen] - 1
-            if left:
-                counts[gen] = left
-            else:
-                del counts[gen]
 
 
 @dataclass

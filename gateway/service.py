@@ -16,7 +16,7 @@ from gateway.councils import Council
 from gateway.routing import RouteRequest
 from gateway.shadow import ShadowRunner
 from gateway.storage.database import Database
-from gateway.tokens import CursorState, SlotClaim, TokenCodec
+from gateway.tokens import CursorState, TokenCodec
 from repairs_gateway_sdk.errors import InvalidInput, NotFound
 from repairs_gateway_sdk.model import (
     DEFAULT_SIZE_MINUTES,
@@ -29,13 +29,16 @@ from repairs_gateway_sdk.model import (
     VendorSlot,
 )
 from repairs_gateway_sdk.postcodes import normalise_postcode
-from repairs_gateway_sdk.timeutil import today_london
+from repairs_gateway_sdk.timeutil import LONDON, london, today_london
 
 
 @dataclass
 class OfferedSlot:
     slot: VendorSlot
     token: str
+    # the slot's start and end as they leave the gateway (Europe/London, with the offset)
+    start_text: str = ""
+    end_text: str = ""
 
 
 @dataclass
@@ -219,14 +222,29 @@ class Gateway:
         if shadow and shadow != name and not cursor:
             self.shadow.appointments(council, name, shadow, query, page.slots)
         jd = job.compact()
-        offered = [
-            OfferedSlot(
-                s,
-                self.codec.slot_token(
-                    SlotClaim(council.id, name, prop.id, jd, s.start, s.end, s.label, s.vendor)
-                ),
+        # each time written once: the token carries the adaptor's own (as a SlotClaim does),
+        # the page the London one, the same text when the adaptor answers in London time
+        times = []
+        for s in page.slots:
+            begins, ends = s.start.isoformat(), s.end.isoformat()
+            times.append(
+                (
+                    begins,
+                    ends,
+                    begins if s.start.tzinfo is LONDON else london(s.start).isoformat(),
+                    ends if s.end.tzinfo is LONDON else london(s.end).isoformat(),
+                )
             )
-            for s in page.slots
+        tokens = self.codec.slot_tokens(
+            council.id,
+            name,
+            prop.id,
+            jd,
+            [(t[0], t[1], s.label, s.vendor) for s, t in zip(page.slots, times, strict=True)],
+        )
+        offered = [
+            OfferedSlot(s, token, t[2], t[3])
+            for s, token, t in zip(page.slots, tokens, times, strict=True)
         ]
         next_cursor = None
         if page.resume is not None:

@@ -23,12 +23,16 @@ import hashlib
 import hmac
 import json
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
 from repairs_gateway_sdk.errors import InvalidInput
+
+# the one encoder (json.dumps with arguments builds a new one per call): compact, UTF-8
+_compact = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+_string = json.encoder.encode_basestring  # a JSON string, as _compact writes one
 
 SIGNATURE_BYTES = 16
 VERSION = b"2"
@@ -57,8 +61,11 @@ class _Signer:
         return _b64(mac.digest()[:SIGNATURE_BYTES])
 
     def dumps(self, payload: dict[str, Any]) -> str:
-        body = _b64(json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode())
-        signed = VERSION + b"." + body
+        return self.sign(_compact(payload))
+
+    def sign(self, payload_json: str) -> str:
+        """The token of a payload already written as compact JSON."""
+        signed = VERSION + b"." + _b64(payload_json.encode())
         return (signed + b"." + self._signature(self._macs[0], signed)).decode()
 
     def loads(self, token: str) -> Any:
@@ -199,6 +206,27 @@ class TokenCodec:
 
     def slot_token(self, claim: SlotClaim) -> str:
         return self._write(self._slots, claim._wire())
+
+    def slot_tokens(
+        self,
+        council: str,
+        adaptor: str,
+        property_id: str,
+        job: list[Any],
+        slots: Iterable[tuple[str, str, str, dict[str, Any]]],
+    ) -> list[str]:
+        """The tokens of a page of slots offered together: ``slots`` are (start, end as ISO
+        text, label, vendor data). Each is byte for byte what ``slot_token`` writes for that
+        slot's ``SlotClaim`` (a test holds them to it); the part every slot of the page
+        shares (council, adaptor, property, job, expiry) is written once."""
+        shared = _compact({"c": council, "a": adaptor, "p": property_id, "j": job})
+        head = shared[:-1] + ',"s":"'
+        tail = f',"x":{int(self.clock()) + self.lifetime}}}'
+        sign = self._slots.sign
+        return [
+            sign(f'{head}{start}","e":"{end}","l":{_string(label)},"v":{_compact(vendor)}{tail}')
+            for start, end, label, vendor in slots
+        ]
 
     def read_slot_token(self, token: str, field: str = "slot_token") -> SlotClaim:
         data = self._read(self._slots, token, field, "slot token")

@@ -11,6 +11,7 @@ from typing import Any
 from sqlalchemy import select, update
 
 from adaptors.csv_fallback.calendar import Calendar
+from adaptors.csv_fallback.calendar import slot_key as slot_key  # the diary's slot names
 from adaptors.csv_fallback.config import CsvFallbackConfig
 from adaptors.csv_fallback.properties import (
     ImportProgress,
@@ -44,10 +45,6 @@ from repairs_gateway_sdk.store import Store
 from repairs_gateway_sdk.timeutil import london, now, today_london
 
 USAGE_CACHE_SECONDS = 2.0
-
-
-def slot_key(start: datetime, end: datetime) -> str:
-    return f"{start.astimezone(UTC).isoformat()}/{end.astimezone(UTC).isoformat()}"
 
 
 def parse_slot_key(key: str) -> tuple[datetime, datetime]:
@@ -145,10 +142,11 @@ class CsvFallbackAdaptor(AddressSource, Scheduler):
         current = now()
         slots: list[VendorSlot] = []
         more = False
-        for start, end, label in self.calendar.slots(first, last, query.job.duration_minutes):
+        for start, end, label, key in self.calendar.keyed_slots(
+            first, last, query.job.duration_minutes
+        ):
             if start <= current or (after is not None and (start, end) <= after):
                 continue
-            key = slot_key(start, end)
             if used.get(key, 0) >= capacity:
                 continue
             if len(slots) == query.page_size:

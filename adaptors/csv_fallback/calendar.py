@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from functools import lru_cache
 
 import holidays
@@ -13,6 +13,14 @@ from repairs_gateway_sdk.slots import label_for
 from repairs_gateway_sdk.timeutil import at_london, parse_clock
 
 SUBDIVISIONS = {"england": "ENG", "wales": "WLS", "scotland": "SCT", "northern_ireland": "NIR"}
+DAYS_KEPT = 4096  # (day, job length) entries of the per-day cache, cleared when full
+
+Slot = tuple[datetime, datetime, str, str]  # start, end, label, slot key
+
+
+def slot_key(start: datetime, end: datetime) -> str:
+    """How the diary names a slot (its bookings and usage rows): both ends in UTC."""
+    return f"{start.astimezone(UTC).isoformat()}/{end.astimezone(UTC).isoformat()}"
 
 
 class Calendar:
@@ -36,6 +44,9 @@ class Calendar:
             for t in config.slots
         )
 
+        # (day, minutes) -> that day's slots: they depend on the configuration only
+        self._day_slots: dict[tuple[date, int], tuple[Slot, ...]] = {}
+
     def is_open(self, day: date) -> bool:
         return day.weekday() in self._days and day not in self._closed and day not in self._holidays
 
@@ -43,16 +54,35 @@ class Calendar:
         self, first_day: date, last_day: date, minutes: int
     ) -> Iterator[tuple[datetime, datetime, str]]:
         """Slots long enough for the job, in (start, end) order, day by day."""
+        for start, end, label, _ in self.keyed_slots(first_day, last_day, minutes):
+            yield start, end, label
+
+    def keyed_slots(self, first_day: date, last_day: date, minutes: int) -> Iterator[Slot]:
+        """As ``slots``, each with its slot key; each day is worked out once and kept (the
+        same datetimes and keys are handed out again: they are immutable)."""
         day = first_day
+        one = timedelta(days=1)
+        cache = self._day_slots
         while day <= last_day:
-            if self.is_open(day):
-                todays = []
-                for start_clock, end_clock, label in self._templates:
-                    start, end = at_london(day, start_clock), at_london(day, end_clock)
-                    if (end - start) >= timedelta(minutes=minutes):
-                        todays.append((start, end, label))
-                yield from sorted(todays, key=lambda s: (s[0], s[1]))
-            day += timedelta(days=1)
+            todays = cache.get((day, minutes))
+            if todays is None:
+                todays = self._work_out(day, minutes)
+                if len(cache) >= DAYS_KEPT:
+                    cache.clear()
+                cache[(day, minutes)] = todays
+            yield from todays
+            day += one
+
+    def _work_out(self, day: date, minutes: int) -> tuple[Slot, ...]:
+        if not self.is_open(day):
+            return ()
+        todays = []
+        for start_clock, end_clock, label in self._templates:
+            start, end = at_london(day, start_clock), at_london(day, end_clock)
+            if (end - start) >= timedelta(minutes=minutes):
+                todays.append((start, end, label))
+        todays.sort(key=lambda s: (s[0], s[1]))
+        return tuple((start, end, label, slot_key(start, end)) for start, end, label in todays)
 
     def capacity(self, trade: str) -> int:
         for t, cap in self.config.capacity_per_trade.items():

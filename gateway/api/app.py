@@ -23,14 +23,11 @@ from gateway.api import (
     problems,
     routes,
 )
-from gateway.api.middleware import CouncilCors, RequestContext
-from gateway.audit import AuditMiddleware
+from gateway.api.middleware import Edge
 from gateway.hro import mount as hro
-from gateway.reload import CountRequests
 from gateway.runtime import Runtime
 from gateway.settings import Settings
 from gateway.status import router as status_router
-from gateway.status.errors import ErrorCounter
 from gateway.tracing import TraceRequests
 from repairs_gateway_sdk.errors import NotFound
 
@@ -86,7 +83,14 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
             await rt.stop()
 
     app = FastAPIOffline(
-        title="Repairs gateway", version=__version__, description=DESCRIPTION, lifespan=lifespan
+        title="Repairs gateway",
+        version=__version__,
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        # FastAPI's native OpenTelemetry (on the global providers) stays off: the gateway's
+        # traces are its own (gateway/tracing.py: its own provider, no paths or queries) and
+        # so are its metrics; left on, it asked the global providers on every request.
+        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     app.state.runtime = rt
     problems.install(app)
@@ -142,20 +146,26 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
         return HTMLResponse(contract.problems_page(slug))
 
     app.include_router(status_router)  # /status for council IT, see gateway/status/
-    app.add_middleware(AuditMiddleware, database_of=lambda: rt.database)
-    # the live councils dict and a reload hook: a configuration reload reaches both
-    app.add_middleware(ErrorCounter, councils=rt.councils)
+    # One middleware for every concern at the edge (gateway/api/middleware.py): the audit
+    # trail of writes, error counts per council (the live councils dict: a configuration
+    # reload reaches it, as it reaches CORS through its hook), CORS, reload's request count
+    # (replaced adaptors wait for older requests), the request context; it answers the two
+    # hot routes itself.
     app.add_middleware(
-        CouncilCors,
-        origins={c.id: c.config.cors_origins for c in rt.councils.values()},
-        reload_hooks=rt.reloader.cors_hooks,
-    )
-    app.add_middleware(CountRequests, tracker=rt.reloader.requests)  # replaced adaptors wait
-    app.add_middleware(
-        RequestContext,
+        Edge,
         max_body_bytes=settings.max_body_bytes,
         budget_seconds=settings.request_budget_seconds,
         large_bodies=hro.LARGE_BODIES,
+        requests=rt.reloader.requests,
+        councils=rt.councils,
+        cors_origins={c.id: c.config.cors_origins for c in rt.councils.values()},
+        cors_reload_hooks=rt.reloader.cors_hooks,
+        database_of=lambda: rt.database,
+        hot_routes=[
+            r
+            for r in routes.router.routes
+            if getattr(r, "endpoint", None) in (routes.addresses, routes.appointments)
+        ],
     )
     if tracing.ENABLED:  # OpenTelemetry (gateway/tracing.py): outermost; absent when off
         app.add_middleware(TraceRequests)

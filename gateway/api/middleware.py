@@ -1,4 +1,5 @@
-"""Pure ASGI middleware (cheap on the hot path): request id, access log, metrics, body limit.
+"""The gateway's one pure ASGI middleware (cheap on the hot path): request id, body limit and
+edge checks, reload's request count, CORS, error counts, audit, headers, metrics, access log.
 
 The access log names the route template, never the query string or body (postcodes, names and
 phone numbers must not reach logs).
@@ -10,18 +11,24 @@ import json
 import re
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Container, Sequence
 from typing import Any
 from urllib.parse import parse_qsl
 
 import structlog
 from prometheus_client import Counter, Histogram
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway.api.problems import PROBLEM, unhandled_log_fields
+from gateway.audit import WRITE_METHODS, AuditMiddleware
+from gateway.logging import access_line
 from gateway.problemdetails import invalid, problem_details
 from gateway.ratelimit import current_allowance
+from gateway.reload import RequestsInFlight
 from gateway.resilience import request_deadline
+from gateway.status.errors import council_of, count_error
 from gateway.text import describe, first_unsafe, query_suspect
 
 log = structlog.get_logger("gateway.access")
@@ -64,19 +71,46 @@ def _metrics(route: str, method: str, status: int, elapsed: float) -> None:
     pair[1].observe(elapsed)
 
 
-class RequestContext:
+class Edge:
+    """The gateway's one ASGI middleware: each concern a step of one call, in the order the
+    separate layers used to run (request id, body limit, URL and media-type checks, the
+    deadline; reload's request count; CORS per council; error counts for the status page;
+    the audit trail of writes; the RateLimit and cache headers; metrics and the access log).
+
+    The two hot routes (``HOT_ROUTES``: GET addresses and appointments) are answered here
+    by their endpoint, skipping FastAPI's router, dependency and exception layers: the
+    endpoint is the same function FastAPI would call, the route object is the one FastAPI
+    matches (metrics, logs and audit name its template), and an exception is answered by the
+    application's own handler for it, as FastAPI's exception layer does. Everything else,
+    and any request the fast path does not recognise exactly, goes through FastAPI."""
+
     def __init__(
         self,
         app: ASGIApp,
         max_body_bytes: int,
         budget_seconds: float = 25.0,
         large_bodies: Sequence[tuple[re.Pattern[str], int]] = (),
+        *,
+        requests: RequestsInFlight | None = None,
+        councils: Container[str] = (),
+        cors_origins: dict[str, list[str]] | None = None,
+        cors_reload_hooks: list[Callable[[dict[str, list[str]]], None]] | None = None,
+        database_of: Callable[[], Any] | None = None,
+        hot_routes: Sequence[Any] = (),
     ) -> None:
         self.app = app
         self.max_body = max_body_bytes
         self.budget = budget_seconds
         # (path pattern, limit): the few routes allowed a larger body (HRO photo uploads)
         self.large_bodies = tuple(large_bodies)
+        self.requests = requests or RequestsInFlight()  # reload waits for older requests
+        self.councils = councils  # the live councils dict: a reload updates it in place
+        # writes are audited (gateway/audit.py); reads never are
+        self.audit = AuditMiddleware(app, database_of) if database_of is not None else app
+        self.cors = CouncilCors(self._after_cors, cors_origins or {}, cors_reload_hooks)
+        # last path segment -> the APIRoute of /v1/councils/{council}/<segment> (GET)
+        self.hot = {route.path.rsplit("/", 1)[1]: route for route in hot_routes}
+        self._handlers: dict[Any, Any] | None = None
 
     def _body_limit(self, scope: Scope) -> int:
         if self.large_bodies and scope.get("method") == "POST":
@@ -93,25 +127,19 @@ class RequestContext:
         headers = dict(scope.get("headers") or [])
         rid = request_id(headers.get(b"x-request-id"))
         rid_header = (b"x-request-id", rid.encode("latin-1"))
-        structlog.contextvars.bind_contextvars(request_id=rid)
+        bound = structlog.contextvars.bind_contextvars(request_id=rid)
+        try:
+            refused = await self._refuse_early(scope, headers, send, rid_header)
+        except BaseException:
+            structlog.contextvars.reset_contextvars(**bound)
+            raise
+        if refused:
+            structlog.contextvars.reset_contextvars(**bound)
+            return
         max_body = self._body_limit(scope)
-        length = headers.get(b"content-length")
-        if length is not None and length.isdigit() and int(length) > max_body:
-            await _too_large(send, max_body, rid_header)
-            structlog.contextvars.clear_contextvars()
-            return
-        refusal = unsafe_url(scope)
-        if refusal is not None:
-            await _send_problem(send, 422, refusal, rid_header)
-            structlog.contextvars.clear_contextvars()
-            return
-        api = scope["path"].startswith("/v1/")
-        if api and scope["method"] in BODY_METHODS and _has_body(headers):
-            media = headers.get(b"content-type", b"").split(b";", 1)[0].strip().lower()
-            if media != b"application/json" and not media.endswith(b"+json"):
-                await _send_problem(send, 415, _UNSUPPORTED, rid_header)
-                structlog.contextvars.clear_contextvars()
-                return
+        path: str = scope["path"]
+        method: str = scope["method"]
+        api = path.startswith("/v1/")
         allowance: list[tuple[int, int, int]] = []
         current_allowance.set(allowance)
         seen = 0
@@ -129,6 +157,18 @@ class RequestContext:
                     return {"type": "http.disconnect"}
             return message
 
+        # errors the application answers for a council served count on its status page
+        # (not the edge's own refusals, nor a CORS preflight, as when each was a layer)
+        council = council_of(path)
+        counted = council if council is not None and council in self.councils else None
+        cors = self.cors.handler_for(path) if self.cors.per_council else None
+        if (
+            cors is not None
+            and method == "OPTIONS"
+            and b"origin" in headers
+            and b"access-control-request-method" in headers
+        ):
+            counted = None
         status = 500
         started = False
         start = time.perf_counter()
@@ -140,10 +180,12 @@ class RequestContext:
                 return  # the app's answer to a cut-off body is replaced by the 413
             if message["type"] == "http.response.start":
                 status, started = message["status"], True
+                if counted is not None and status >= 400:
+                    count_error(counted, int(status))
                 extra = [rid_header]
                 if api:
                     # answers can hold addresses and repairs: never kept by a cache
-                    extra.append((b"cache-control", b"no-store"))
+                    extra.append(_NO_STORE)
                 if allowance:
                     limit, left, reset = allowance[-1]
                     extra.append((b"ratelimit-policy", b'"per-key";q=%d;w=60' % limit))
@@ -151,9 +193,13 @@ class RequestContext:
                 message["headers"] = [*message.get("headers", []), *extra]
             await send(message)
 
+        generation = self.requests.enter()  # replaced adaptors close once these are done
         try:
             try:
-                await self.app(scope, limited_receive, send_wrapper)
+                if cors is not None:
+                    await cors(scope, limited_receive, send_wrapper)
+                else:
+                    await self._after_cors(scope, limited_receive, send_wrapper)
             except Exception as exc:
                 if too_large:
                     pass
@@ -169,19 +215,91 @@ class RequestContext:
                 await _too_large(send, max_body, rid_header)
                 status = 413
         finally:
+            self.requests.leave(generation)
             elapsed = time.perf_counter() - start
             route = getattr(scope.get("route"), "path", None) or "unmatched"
-            _metrics(route, scope["method"], status, elapsed)
-            log.info(
-                "request",
-                method=scope["method"],
-                route=route,
-                status=status,
-                duration_ms=round(elapsed * 1000, 2),
-            )
-            structlog.contextvars.clear_contextvars()
+            _metrics(route, method, status, elapsed)
+            access_line(method, route, status, round(elapsed * 1000, 2), rid)
+            structlog.contextvars.reset_contextvars(**bound)
+
+    async def _refuse_early(
+        self, scope: Scope, headers: dict[bytes, bytes], send: Send, rid: tuple[bytes, bytes]
+    ) -> bool:
+        """Answer what must not reach the application: a body over the limit (by its
+        Content-Length), a URL holding control characters or repeated parameters, a /v1
+        body that is not JSON. True when answered."""
+        length = headers.get(b"content-length")
+        if length is not None and length.isdigit():
+            max_body = self._body_limit(scope)
+            if int(length) > max_body:
+                await _too_large(send, max_body, rid)
+                return True
+        refusal = unsafe_url(scope)
+        if refusal is not None:
+            await _send_problem(send, 422, refusal, rid)
+            return True
+        if (
+            scope["method"] in BODY_METHODS
+            and scope["path"].startswith("/v1/")
+            and _has_body(headers)
+        ):
+            media = headers.get(b"content-type", b"").split(b";", 1)[0].strip().lower()
+            if media != b"application/json" and not media.endswith(b"+json"):
+                await _send_problem(send, 415, _UNSUPPORTED, rid)
+                return True
+        return False
+
+    async def _after_cors(self, scope: Scope, receive: Receive, send: Send) -> None:
+        method = scope["method"]
+        if method == "GET" and self.hot and not scope.get("root_path"):
+            parts = scope["path"].split("/")
+            # /v1/councils/{council}/<hot> exactly, as the router would match it
+            if (
+                len(parts) == 5
+                and parts[1] == "v1"
+                and parts[2] == "councils"
+                and parts[3]
+                and parts[4] in self.hot
+            ):
+                await self._hot(self.hot[parts[4]], parts[3], scope, receive, send)
+                return
+        if method in WRITE_METHODS:
+            await self.audit(scope, receive, send)
+        else:
+            await self.app(scope, receive, send)
+
+    async def _hot(
+        self, route: Any, council: str, scope: Scope, receive: Receive, send: Send
+    ) -> None:
+        scope["route"] = route
+        scope["endpoint"] = route.endpoint
+        scope["path_params"] = {"council": council}
+        request = Request(scope, receive, send)
+        try:
+            response = await route.endpoint(request)
+        except Exception as exc:
+            handler = self._handler_for(scope, exc)
+            if handler is None:
+                raise  # unexpected: answered 500 above, as for every route
+            response = await handler(request, exc)
+        await response(scope, receive, send)
+
+    def _handler_for(self, scope: Scope, exc: Exception) -> Any:
+        """The application's handler for ``exc``, looked up as Starlette's exception layer
+        does (status-code handlers of HTTP errors first, then by class along the MRO); the
+        catch-all ``Exception`` handler is not one of them (it is the server error layer's)."""
+        if self._handlers is None:
+            handlers = getattr(scope.get("app"), "exception_handlers", {})
+            self._handlers = {k: v for k, v in handlers.items() if k not in (500, Exception)}
+        if isinstance(exc, StarletteHTTPException) and exc.status_code in self._handlers:
+            return self._handlers[exc.status_code]
+        for cls in type(exc).__mro__:
+            if cls in self._handlers:
+                return self._handlers[cls]
+        return None
 
 
+_NO_STORE = (b"cache-control", b"no-store")
 BODY_METHODS = frozenset({"POST", "PATCH", "PUT"})
 _UNSUPPORTED = problem_details(
     415, "unsupported-media-type", "Unsupported media type", "send the body as application/json"
@@ -203,6 +321,11 @@ _INTERNAL = problem_details(
 )
 
 
+# where unsafe_url leaves the query's (name, value) pairs when it had to parse them (an
+# ASCII query, so the same pairs as Starlette's parsing): the hot routes read them there
+QUERY_PAIRS = "gateway.query_pairs"
+
+
 def unsafe_url(scope: Scope) -> dict[str, Any] | None:
     """A problem body when the path or the query string holds a control character (NUL, a
     newline...) or a query parameter is given twice; None when the URL is fine. The raw query
@@ -217,6 +340,8 @@ def unsafe_url(scope: Scope) -> dict[str, Any] | None:
     pairs = None
     if query_suspect(raw):
         pairs = parse_qsl(raw.decode("utf-8", "replace"), keep_blank_values=True)
+        if raw.isascii():  # then decoded as Starlette would decode it: parsed once
+            scope[QUERY_PAIRS] = pairs
         for name, value in pairs:
             for part, what in ((name, "its name"), (value, "its value")):
                 at = first_unsafe(part, in_url=True)
@@ -226,6 +351,8 @@ def unsafe_url(scope: Scope) -> dict[str, Any] | None:
     if b"&" in raw:  # repeated parameters are refused, not silently "last one wins"
         if pairs is None:
             pairs = parse_qsl(raw.decode("utf-8", "replace"), keep_blank_values=True)
+            if raw.isascii():
+                scope[QUERY_PAIRS] = pairs
         seen: set[str] = set()
         for name, _ in pairs:
             if name in seen:
@@ -303,12 +430,16 @@ class CouncilCors:
             if allowed
         }
 
+    def handler_for(self, path: str) -> Any:
+        """The CORS layer of the council of a /v1/councils/{council}/... path, if it has one."""
+        parts = path.split("/", 4)
+        if len(parts) > 3 and parts[1] == "v1" and parts[2] == "councils":
+            return self.per_council.get(parts[3])
+        return None
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and self.per_council:
-            parts = scope["path"].split("/", 4)
-            if len(parts) > 3 and parts[1] == "v1" and parts[2] == "councils":
-                handler = self.per_council.get(parts[3])
-                if handler is not None:
-                    await handler(scope, receive, send)
-                    return
+        handler = self.handler_for(scope["path"]) if scope["type"] == "http" else None
+        if handler is not None:
+            await handler(scope, receive, send)
+            return
         await self.app(scope, receive, send)

@@ -1,0 +1,171 @@
+"""The hot routes' fast path (gateway/api/middleware.py ``Edge``) answers exactly as the
+routes do through FastAPI, and its shortcuts write what the general code writes."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from adaptors.csv_fallback.calendar import Calendar, slot_key
+from adaptors.csv_fallback.config import CalendarConfig
+from gateway.api.middleware import Edge
+from gateway.api.routes import slot_page_json
+from gateway.api.schemas import Slot, SlotPage
+from gateway.service import AppointmentPage, OfferedSlot
+from gateway.tokens import SlotClaim, TokenCodec
+from repairs_gateway_sdk.model import VendorSlot
+from repairs_gateway_sdk.timeutil import LONDON, london
+from tests.gatewaykit import demo_council, running_gateway
+
+REQUESTS = [
+    "/v1/councils/demo/addresses?postcode=LN1%201AA",
+    "/v1/councils/demo/addresses?postcode=ln11aa",
+    "/v1/councils/demo/addresses?postcode=LN1%201A",
+    "/v1/councils/demo/addresses",
+    "/v1/councils/demo/addresses?postcode=LN1%201AA&x=1",
+    "/v1/councils/demo/addresses?postcode=LN1%201AA&postcode=LN1%201AA",
+    "/v1/councils/nowhere/addresses?postcode=LN1%201AA",
+    "/v1/councils/Bad!/addresses?postcode=LN1%201AA",
+    "/v1/councils/demo/addresses/",
+    "/v1/councils/demo/appointments?property_id=00012345&sor_code=N631111",
+    "/v1/councils/demo/appointments?property_id=00012345&trade=plumbing&size=small&page_size=3",
+    "/v1/councils/demo/appointments?property_id=00012345&sor_code=N631111&page_size=0",
+    "/v1/councils/demo/appointments?property_id=00012345&sor_code=N631111&cursor=abc",
+    "/v1/councils/demo/appointments?property_id=00012345&sor_code=N631111&from=2026-13-01",
+    "/v1/councils/demo/appointments?property_id=00012345&trade=plumbing",
+    "/v1/councils/demo/appointments?property_id=nope&sor_code=N631111",
+    "/v1/councils/demo/appointments?property_id=00012345&sor_code=NOPE",
+    "/v1/councils/demo/appointments?reference=NOPE",
+    "/v1/councils/demo/appointments",
+]
+
+
+def _edge(app: Any) -> Edge:
+    layer = app.middleware_stack
+    while not isinstance(layer, Edge):
+        layer = layer.app
+    return layer
+
+
+async def test_the_fast_path_answers_as_fastapi_would(tmp_path: Path) -> None:
+    council, files = demo_council()
+    async with running_gateway(tmp_path, {"demo": council}, files) as gw:
+        gw.runtime.gateway.codec.clock = lambda: 1_900_000_000.0  # tokens alike in both
+        other = await gw.create_key(["elsewhere"])
+        callers = [gw.client, gw.client_for(None), gw.client_for(other), gw.client_for("rgw_x_y")]
+        await gw.client.get("/health")
+        edge = _edge(gw.app)
+        assert set(edge.hot) == {"addresses", "appointments"}
+
+        async def answers() -> list[tuple[int, list[tuple[str, str]], bytes]]:
+            out = []
+            for caller in callers:
+                for path in REQUESTS:
+                    r = await caller.get(path)
+                    headers = [
+                        (k, v)
+                        for k, v in r.headers.items()
+                        if k not in ("x-request-id", "ratelimit")
+                    ]
+                    out.append((r.status_code, headers, r.content))
+            return out
+
+        fast = await answers()
+        hot, edge.hot = edge.hot, {}  # every request through FastAPI's router
+        try:
+            routed = await answers()
+        finally:
+            edge.hot = hot
+        assert [a[0] for a in fast].count(200) >= 4
+        assert fast == routed
+
+
+def _page(slots: list[VendorSlot], cursor: str | None) -> AppointmentPage:
+    return AppointmentPage(
+        [
+            OfferedSlot(s, f"2.tok{i}.sig", london(s.start).isoformat(), london(s.end).isoformat())
+            for i, s in enumerate(slots)
+        ],
+        cursor,
+        "demo_csv",
+    )
+
+
+@pytest.mark.parametrize("cursor", [None, "2.abc.def"])
+def test_the_page_json_is_the_models_json(cursor: str | None) -> None:
+    summer = datetime(2026, 7, 1, 7, 0, tzinfo=UTC)  # +01:00 in London
+    slots = [
+        VendorSlot(start=summer, end=summer + timedelta(hours=4), label="morning", best=True),
+        VendorSlot(
+            start=datetime(2026, 12, 3, 8, tzinfo=LONDON),
+            end=datetime(2026, 12, 3, 12, tzinfo=LONDON),
+            label='après-midi "late" \\ \u2028 \x01',
+        ),
+    ]
+    page = _page(slots, cursor)
+    model = SlotPage(
+        council="demo",
+        property_id="0001 é",
+        next_cursor=cursor,
+        slots=[
+            Slot(
+                start=london(o.slot.start),
+                end=london(o.slot.end),
+                label=o.slot.label,
+                best=o.slot.best,
+                slot_token=o.token,
+            )
+            for o in page.slots
+        ],
+    )
+    assert slot_page_json("demo", "0001 é", page) == model.model_dump_json().encode()
+    # an OfferedSlot without its texts is written from its times
+    bare = AppointmentPage([OfferedSlot(s, "t") for s in slots], cursor, "x")
+    assert json.loads(slot_page_json("demo", "p", bare))["slots"][0]["start"] == (
+        "2026-07-01T08:00:00+01:00"
+    )
+
+
+def test_a_page_of_tokens_is_the_tokens_of_its_slots() -> None:
+    codec = TokenCodec("secret-for-tokens", clock=lambda: 1_800_000_000.5)
+    job = ["N631111", "plumbing", "small", 30, "normal"]
+    start = datetime(2026, 12, 3, 8, tzinfo=LONDON)
+    slots = [
+        (start, start + timedelta(hours=4), "morning", {"key": "k1"}),
+        (start.astimezone(UTC), start, 'é "q" \n', {"a": [1, 2.5, None, True], "b": {"ü": "\x00"}}),
+        (start, start, "", {}),
+    ]
+    page = codec.slot_tokens(
+        "demo",
+        "demo_csv",
+        "00012345",
+        job,
+        [(s.isoformat(), e.isoformat(), lab, v) for s, e, lab, v in slots],
+    )
+    one_by_one = [
+        codec.slot_token(SlotClaim("demo", "demo_csv", "00012345", job, s, e, lab, v))
+        for s, e, lab, v in slots
+    ]
+    assert page == one_by_one
+    assert codec.read_slot_token(page[1]).vendor == slots[1][3]
+
+
+def test_the_diary_works_each_day_out_once() -> None:
+    cal = Calendar(
+        CalendarConfig(
+            working_days=["mon", "tue", "wed", "thu", "fri"],
+            slots=[{"start": "08:00", "end": "12:00"}, {"start": "08:00", "end": "16:00"}],
+            bank_holidays="england",
+        )
+    )
+    first, last = date(2026, 12, 21), date(2026, 12, 29)  # Christmas and Boxing Day off
+    once = list(cal.keyed_slots(first, last, 60))
+    assert once == list(cal.keyed_slots(first, last, 60))
+    assert [(s, e, lab) for s, e, lab, _ in once] == list(cal.slots(first, last, 60))
+    assert all(key == slot_key(s, e) for s, e, _, key in once)
+    assert {s.date() for s, *_ in once} == {date(2026, 12, d) for d in (21, 22, 23, 24, 29)}
+    assert [lab for s, e, lab in cal.slots(first, first, 300)] == [once[1][2]]
