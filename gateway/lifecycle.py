@@ -7,11 +7,22 @@ answers 503 "starting, retry in N s" while it is retried in the background with 
 jittered backoff (as Home Assistant retries an integration that is not ready), and serves as
 soon as its backend answers - no restart. A request for an adaptor that is not ready brings
 its next attempt forward (at most once every few seconds). Shutdown cancels all of it.
+
+Above a few councils adaptors start lazily, on their first call. A background warm-up then
+readies, one adaptor at a time and at lowest priority, only what adaptors *share* (their
+optional ``prepare()``: Civica UH and DRS parse their WSDLs, once per process and location),
+so even the first council on a WSDL does not parse it on its first call. It never starts an
+adaptor (no client, session or backend call of a council's own; probes still leave unstarted
+adaptors alone), never delays readiness (it begins after a pause once the gateway serves),
+paces itself after any prepare that did real work (a fetch from a WSDL server: one at a time,
+a few a second at most), and stops when the process's memory reaches ``WARM_UP_MAX_RSS_MIB``.
+A prepare that fails is left for the adaptor's own start to report.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 import random
 import time
 from collections.abc import Iterable
@@ -32,6 +43,20 @@ FIRST_RETRY_SECONDS = 2.0
 MAX_RETRY_SECONDS = 60.0
 EARLIEST_KICK_SECONDS = 5.0  # a request may bring an attempt forward this often at most
 CONCURRENCY = 32
+WARM_UP_DELAY_SECONDS = 1.0  # after the gateway serves
+WARM_UP_PAUSE_SECONDS = 0.2  # after a prepare that did real work (parsed or fetched)
+WARM_UP_REAL_WORK_SECONDS = 0.005
+WARM_UP_MAX_RSS_MIB = 768  # the platform's goal is 1 GiB a process
+
+
+def rss_mib() -> float:
+    """The process's resident memory (MiB); 0 where /proc is not available."""
+    try:
+        with open("/proc/self/statm", "rb") as f:
+            pages = int(f.read().split()[1])
+    except (OSError, ValueError, IndexError):
+        return 0.0
+    return pages * os.sysconf("SC_PAGE_SIZE") / (1024 * 1024)
 
 
 @dataclass
@@ -72,8 +97,13 @@ class AdaptorStarter:
         first_retry: float = FIRST_RETRY_SECONDS,
         max_retry: float = MAX_RETRY_SECONDS,
         concurrency: int = CONCURRENCY,
+        warm_up_delay: float | None = WARM_UP_DELAY_SECONDS,
     ) -> None:
+        """``warm_up_delay``: seconds after a lazy start before the warm-up begins (None:
+        no warm-up)."""
         self.councils = list(councils)
+        self.warm_up_delay = warm_up_delay
+        self.warmed = 0  # adaptors the warm-up has prepared
         self.timeout = timeout
         self.first_retry = first_retry
         self.max_retry = max_retry
@@ -92,6 +122,10 @@ class AdaptorStarter:
             for council in self.councils:
                 council.unstarted.update(council.adaptors)
                 council.starter = self
+            if self.warm_up_delay is not None:
+                self._tasks.append(
+                    asyncio.create_task(self._warm_up(self.warm_up_delay), name="warm-up")
+                )
             return
         firsts: list[asyncio.Task[Any]] = []
         for council in self.councils:
@@ -107,6 +141,39 @@ class AdaptorStarter:
             _, pending = await asyncio.wait(firsts, timeout=grace if grace > 0 else None)
             for waiter in pending:
                 waiter.cancel()
+
+    async def _warm_up(self, delay: float) -> None:
+        """Prepare, one at a time, what unstarted adaptors share with others (see the module
+        docstring). Best effort: any failure is left for the adaptor's own start."""
+        await asyncio.sleep(delay)
+        for council in list(self.councils):
+            for name in list(council.unstarted):
+                prepare = getattr(council.adaptors.get(name), "prepare", None)
+                if prepare is None or name not in council.unstarted:
+                    continue
+                if rss_mib() >= WARM_UP_MAX_RSS_MIB:
+                    log.info("adaptor.warm_up_stopped", reason="memory", prepared=self.warmed)
+                    return
+                began = time.monotonic()
+                try:
+                    async with asyncio.timeout(self.timeout):
+                        await prepare()
+                    self.warmed += 1
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:  # noqa: BLE001 - its own start will say why
+                    log.debug(
+                        "adaptor.warm_up_failed",
+                        council=council.id,
+                        adaptor=name,
+                        error=type(exc).__name__,
+                    )
+                # the lowest priority: requests first; after real work, a pause
+                took = time.monotonic() - began
+                await asyncio.sleep(
+                    WARM_UP_PAUSE_SECONDS if took > WARM_UP_REAL_WORK_SECONDS else 0
+                )
+        log.info("adaptor.warm_up_done", prepared=self.warmed)
 
     async def _attempt(
         self, council: Council, name: str, adaptor: Any, state: AdaptorState | None = None
