@@ -16,7 +16,7 @@ from gateway.api.middleware import Edge
 from gateway.api.routes import slot_page_json
 from gateway.api.schemas import Slot, SlotPage
 from gateway.service import AppointmentPage, OfferedSlot
-from gateway.tokens import SlotClaim, TokenCodec
+from gateway.tokens import SlotClaim, TokenCodec, compact_json
 from repairs_gateway_sdk.model import VendorSlot
 from repairs_gateway_sdk.timeutil import LONDON, london
 from tests.gatewaykit import demo_council, running_gateway
@@ -169,3 +169,25 @@ def test_the_diary_works_each_day_out_once() -> None:
     assert all(key == slot_key(s, e) for s, e, _, key in once)
     assert {s.date() for s, *_ in once} == {date(2026, 12, d) for d in (21, 22, 23, 24, 29)}
     assert [lab for s, e, lab in cal.slots(first, first, 300)] == [once[1][2]]
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        {"key": "2026-12-03T08:00:00+00:00/2026-12-03T12:00:00+00:00"},
+        {"a": [1, 2.5, None, True, False, -0.0, 1e300, 10**30], "b": {"ü": '\x00\u2028"\\/'}},
+        [],
+        {},
+        "é\n",
+        3,
+        None,
+        {1: "int key", False: "b", None: "n", 2.5: "f"},
+    ],
+)
+def test_compact_json_is_json_dumps(value: Any) -> None:
+    assert compact_json(value) == json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+def test_compact_json_refuses_what_json_refuses() -> None:
+    with pytest.raises(TypeError, match="not JSON serializable"):
+        compact_json({"when": date(2026, 1, 1)})
