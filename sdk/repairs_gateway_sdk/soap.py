@@ -39,6 +39,7 @@ import random
 import re
 import threading
 import time
+import uuid
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -339,6 +340,173 @@ def shared_binding(document: Document, endpoint: str | None) -> tuple[zeep.Async
     return client, service._binding, service._binding_options["address"]
 
 
+# -- requests from kept shapes -----------------------------------------------------------------
+_XML_UNSAFE = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+_MESSAGE_ID = re.compile(rb">urn:uuid:[0-9a-f-]{36}<")
+_INT_MARK = 1_900_000_000  # int32, as xsd:int fields need
+_ADDRESS_MARK = "zqxADDRESSqz"
+_UNSEEN = object()
+
+
+class _Shape:
+    """zeep's rendering of one request shape (an operation and the names and types of its
+    values, never the values), with a slot for each value, the address and the message id."""
+
+    __slots__ = ("binding", "parts", "headers")
+
+    def __init__(self, binding: Any, parts: list[bytes | int], headers: dict[str, str]) -> None:
+        self.binding = binding
+        self.parts = parts  # bytes, or: i >= 0 the i-th value, -1 the address, -2 a message id
+        self.headers = headers
+
+
+class RequestShapes:
+    """Requests rendered from kept shapes: zeep builds (and checks against the WSDL) each
+    request shape once per process - an operation with the same names and types of values -
+    with marks in place of the values; later requests of that shape are that rendering with
+    their own values escaped in (as lxml escapes text), their own address and a fresh
+    WS-Addressing message id. A shape holds no council's values: every council on one WSDL
+    uses the same ones. Only plain ``str`` and ``int`` values take this path, and strings
+    that XML can carry; anything else (None, zeep objects, booleans, control characters) is
+    built by zeep, as is a shape whose rendering is not one mark per value. The first request
+    of each shape is checked against zeep's own rendering of it."""
+
+    MAX_SHAPES = 4096
+
+    def __init__(self) -> None:
+        self._shapes: dict[tuple[Any, ...], _Shape | None] = {}
+
+    @staticmethod
+    def _flatten(value: Any, values: list[Any]) -> Any:
+        """The shape of ``value`` (nested dicts of str/int), its leaves appended to
+        ``values``; None when it is not such a value."""
+        if isinstance(value, dict):
+            out = []
+            for k, v in value.items():
+                inner = RequestShapes._flatten(v, values)
+                if inner is None:
+                    return None
+                out.append((k, inner))
+            return tuple(out)
+        if type(value) is str:
+            if _XML_UNSAFE.search(value):
+                return None
+            values.append(value)
+            return str
+        if type(value) is int:
+            values.append(value)
+            return int
+        return None
+
+    @staticmethod
+    def _marks(shape: Any, counter: list[int]) -> Any:
+        if isinstance(shape, tuple):
+            return {k: RequestShapes._marks(v, counter) for k, v in shape}
+        i = counter[0]
+        counter[0] += 1
+        return f"zqx{i}qz" if shape is str else _INT_MARK + i
+
+    def render(
+        self, service: BoundedService, operation: str, kwargs: dict[str, Any]
+    ) -> tuple[bytes, dict[str, str]] | None:
+        values: list[Any] = []
+        shape = self._flatten(kwargs, values)
+        if shape is None:
+            return None
+        key = (id(service.binding), operation, shape)
+        kept = self._shapes.get(key, _UNSEEN)
+        if kept is _UNSEEN:  # this once, zeep's own rendering, compared with the shape's
+            return self._learn(service, operation, kwargs, shape, values)
+        if not isinstance(kept, _Shape) or kept.binding is not service.binding:
+            return None
+        return self._fill(kept, values, service.address), dict(kept.headers)
+
+    @staticmethod
+    def _fill(kept: _Shape, values: list[Any], address: str) -> bytes:
+        out = []
+        for part in kept.parts:
+            if isinstance(part, bytes):
+                out.append(part)
+            elif part >= 0:
+                value = values[part]
+                out.append(_escape(value) if type(value) is str else str(value).encode())
+            elif part == -1:
+                out.append(_escape(address))
+            else:
+                out.append(f"urn:uuid:{uuid.uuid4()}".encode())
+        return b"".join(out)
+
+    def _learn(
+        self,
+        service: BoundedService,
+        operation: str,
+        kwargs: dict[str, Any],
+        shape: Any,
+        values: list[Any],
+    ) -> tuple[bytes, dict[str, str]]:
+        """zeep's request for ``kwargs``; the shape is kept if zeep's rendering of it with
+        marks, filled with these values, is the same bytes (bar the message id)."""
+        theirs = service.zeep_envelope(operation, kwargs, service.options)  # raises as zeep does
+        if len(self._shapes) >= self.MAX_SHAPES:
+            self._shapes.clear()
+        kept: _Shape | None = None
+        try:
+            marked = self._marks(shape, [0])
+            xml, headers = service.zeep_envelope(operation, marked, {"address": _ADDRESS_MARK})
+            kept = self._split(service.binding, xml, headers, len(values))
+            if kept is not None:
+                mine = self._fill(kept, values, service.address)
+                if _MESSAGE_ID.sub(b"><", mine) != _MESSAGE_ID.sub(b"><", theirs[0]):
+                    kept = None
+        except Exception:  # noqa: BLE001 - zeep refuses the marks: zeep builds each request
+            kept = None
+        self._shapes[(id(service.binding), operation, shape)] = kept
+        return theirs
+
+    @staticmethod
+    def _split(binding: Any, xml: bytes, headers: dict[str, str], count: int) -> _Shape | None:
+        marks = [rf">(zqx{i}qz|{_INT_MARK + i})<".encode() for i in range(count)]
+        found: list[tuple[int, int, int]] = []  # start, end, slot
+        for i, mark in enumerate(marks):
+            hits = list(re.finditer(mark, xml))
+            if len(hits) != 1:
+                return None
+            found.append((hits[0].start() + 1, hits[0].end() - 1, i))
+        address = list(re.finditer(rf">{_ADDRESS_MARK}<".encode(), xml))
+        ids = list(_MESSAGE_ID.finditer(xml))
+        if (
+            len(address) > 1
+            or len(ids) > 1
+            or _ADDRESS_MARK.encode() in xml.replace(f">{_ADDRESS_MARK}<".encode(), b"")
+        ):
+            return None
+        found += [(m.start() + 1, m.end() - 1, -1) for m in address]
+        found += [(m.start() + 1, m.end() - 1, -2) for m in ids]
+        found.sort()
+        parts: list[bytes | int] = []
+        at = 0
+        for start, end, slot in found:
+            parts.append(xml[at:start])
+            parts.append(slot)
+            at = end
+        parts.append(xml[at:])
+        return _Shape(binding, parts, dict(headers))
+
+
+def _escape(text: str) -> bytes:
+    """Text as lxml writes it in an element (UTF-8)."""
+    return (
+        text.replace("&", "&amp;")
+        .replace("<", "&lt;")
+        .replace(">", "&gt;")
+        .replace("\r", "&#13;")
+        .encode()
+    )
+
+
+_shapes = RequestShapes()
+
+
 class BoundedService:
     """Calls the operations of one SOAP service with a bounded reply and a total deadline.
 
@@ -371,8 +539,18 @@ class BoundedService:
         self.max_reply_bytes = max_reply_bytes
 
     def envelope(self, operation: str, kwargs: dict[str, Any]) -> tuple[bytes, dict[str, str]]:
+        """The request for ``operation`` and its HTTP headers, built by zeep from the WSDL -
+        or from zeep's own rendering of the same request shape, kept (``RequestShapes``)."""
+        fast = _shapes.render(self, operation, kwargs)
+        if fast is not None:
+            return fast
+        return self.zeep_envelope(operation, kwargs, self.options)
+
+    def zeep_envelope(
+        self, operation: str, kwargs: dict[str, Any], options: dict[str, Any]
+    ) -> tuple[bytes, dict[str, str]]:
         envelope, headers = self.binding._create(
-            operation, (), kwargs, client=self.client, options=self.options
+            operation, (), kwargs, client=self.client, options=options
         )
         return etree_to_string(envelope), dict(headers)
 

@@ -7,6 +7,7 @@ adaptors' own tests are being moved."""
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -258,3 +259,82 @@ async def test_a_reply_over_the_cap_gives_the_slot_back(server: tuple[_Server, s
         assert (await capped.get(f"{base}/y")).status_code == 200
     finally:
         await capped.aclose()
+
+
+# -- requests from kept shapes ------------------------------------------------------------
+UH_PROPERTY_WSDL = (
+    Path(__file__).resolve().parents[2] / "adaptors/civica_uh/wsdl/PropertyService.wsdl"
+)
+TRICKY = [
+    "00012001",
+    "",
+    " padded ",
+    "Flat 1 & 2 <Annex> \"quoted\" 'single'",
+    "line\nbreak\ttab\rreturn",
+    "Ysgol Gymraeg Caerdydd – ŵŷ €",
+    "emoji \U0001f3e0 beyond the BMP",
+    "]]> <![CDATA[",
+    "&amp; already escaped",
+    "zqx0qz looks like a mark",
+    ">1900000001<",
+]
+
+
+def _no_id(xml: bytes) -> bytes:
+    return re.sub(rb">urn:uuid:[0-9a-f-]{36}<", b"><", xml)
+
+
+async def test_requests_from_kept_shapes_are_zeeps_own_bytes() -> None:
+    doc = soap.parsed_wsdl(str(UH_PROPERTY_WSDL))
+    async with soap.client_for(5.0) as http:
+        a = soap.bounded_service(
+            doc, http, endpoint="http://a.test/P.svc", system="UH", timeout=5, max_reply_bytes=2**20
+        )
+        b = soap.bounded_service(
+            doc, http, endpoint="https://b.test/x&y", system="UH", timeout=5, max_reply_bytes=2**20
+        )
+
+        def dto(value: str, user: int = 42) -> dict[str, Any]:
+            return {
+                "dto": {
+                    "DirectUser": {"UserName": value, "UserPassword": "p<&>w"},
+                    "SourceSystem": "REPAIRSGW",
+                    "UserId": user,
+                    "PropertyReference": value,
+                }
+            }
+
+        ids = set()
+        for service in (a, b):
+            for value in TRICKY:
+                for user in (0, -7, 2_147_483_647):
+                    mine, headers = service.envelope("GetPropertyByRef", dto(value, user))
+                    theirs, their_headers = service.zeep_envelope(
+                        "GetPropertyByRef", dto(value, user), service.options
+                    )
+                    assert _no_id(mine) == _no_id(theirs), value
+                    assert headers == their_headers
+                    ids.add(re.search(rb"urn:uuid:[0-9a-f-]{36}", mine).group())  # type: ignore[union-attr]
+        assert len(ids) == 2 * len(TRICKY) * 3  # a fresh message id every time
+        kept = [v for k, v in soap._shapes._shapes.items() if k[1] == "GetPropertyByRef"]
+        assert kept and all(v is not None for v in kept)  # the kept shape made them
+        # the shape is the same for both councils; each request names its own address
+        assert (
+            b"<wsa:To>http://a.test/P.svc</wsa:To>" in a.envelope("GetPropertyByRef", dto("x"))[0]
+        )
+        assert (
+            b"<wsa:To>https://b.test/x&amp;y</wsa:To>"
+            in b.envelope("GetPropertyByRef", dto("x"))[0]
+        )
+        # what zeep refuses is still refused, by zeep
+        with pytest.raises(ValueError, match="XML compatible"):
+            a.envelope("GetPropertyByRef", dto("nul\x00byte"))
+        with pytest.raises(TypeError):
+            a.envelope("GetPropertyByRef", {"dto": {"NoSuchField": "x"}})
+        # values that are not plain text or numbers are zeep's alone
+        none_password = dto("x")
+        none_password["dto"]["DirectUser"]["UserPassword"] = None
+        mine, _ = a.envelope("GetPropertyByRef", none_password)
+        assert _no_id(mine) == _no_id(
+            a.zeep_envelope("GetPropertyByRef", none_password, a.options)[0]
+        )
