@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, WithJsonSchema
 
 from gateway.text import SafeText
-from repairs_gateway_sdk.model import JobSize, Priority, Property, RepairStatus, Trade
+from repairs_gateway_sdk.model import Contact, JobSize, Priority, Property, RepairStatus, Trade
 from repairs_gateway_sdk.timeutil import london
 
 # Every time leaves the gateway in Europe/London with an explicit offset (+00:00 / +01:00).
@@ -103,7 +105,28 @@ class SlotPage(BaseModel):
     next_cursor: str | None = Field(None, description="pass as cursor= for the next page")
 
 
-class ContactIn(BaseModel):
+# The repair a resident reports, as the booking flow takes it (gateway/booking), from the API
+# (RepairIn: this model with the API's own validation, the same object from the route to the
+# flow) or from the HRO facade (gateway/hro, which checks its own fields). No docstrings here:
+# a model's docstring would become its subclasses' description in the OpenAPI document.
+class NewRepair(BaseModel):
+    property_id: str
+    sor_code: str | None
+    trade: Trade | None
+    size: JobSize | None
+    priority: Priority | None
+    description: str
+    contact: Contact
+    communal: bool
+    slot_token: str | None
+
+    def fingerprint(self) -> str:
+        """What an Idempotency-Key is bound to: the request's fields, whichever model."""
+        body = self.model_dump(mode="json")
+        return hashlib.sha256(json.dumps(body, sort_keys=True, default=str).encode()).hexdigest()
+
+
+class ContactIn(Contact):
     model_config = ConfigDict(
         extra="forbid",
         json_schema_extra={
@@ -121,7 +144,7 @@ class ContactIn(BaseModel):
     )
 
 
-class RepairIn(BaseModel):
+class RepairIn(NewRepair):
     model_config = ConfigDict(
         extra="forbid",
         json_schema_extra={

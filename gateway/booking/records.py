@@ -3,20 +3,17 @@ row, idempotency and outbox helpers every part of the flow shares."""
 
 from __future__ import annotations
 
-import hashlib
-import json
-from dataclasses import dataclass
 from typing import Any
 
 import structlog
 from sqlalchemy import Table, bindparam, delete, insert, select, update
 
+from gateway.api.schemas import NewRepair as NewRepair  # the request, route to flow
 from gateway.councils import Council
 from gateway.outbox import enqueue
 from gateway.storage.models import IdempotencyRecord, OutboxItem, Repair
 from repairs_gateway_sdk.model import (
     BookingHandle,
-    Contact,
     JobSize,
     JobSpec,
     Priority,
@@ -28,26 +25,6 @@ log = structlog.get_logger("gateway.booking")
 RECONCILE_AFTER_SECONDS = 120
 TERMINAL = {RepairStatus.CANCELLED, RepairStatus.FAILED, RepairStatus.COMPLETED}
 SHOWS_APPOINTMENT = {RepairStatus.BOOKED, RepairStatus.COMPLETED, RepairStatus.IN_PROGRESS}
-
-
-@dataclass
-class NewRepair:
-    property_id: str
-    sor_code: str | None
-    trade: Trade | None
-    size: JobSize | None
-    priority: Priority | None
-    description: str
-    contact: Contact
-    communal: bool
-    slot_token: str | None
-
-    def fingerprint(self) -> str:
-        body = {
-            k: (v.model_dump(mode="json") if hasattr(v, "model_dump") else v)
-            for k, v in self.__dict__.items()
-        }
-        return hashlib.sha256(json.dumps(body, sort_keys=True, default=str).encode()).hexdigest()
 
 
 def repair_view(r: Repair) -> dict[str, Any]:
