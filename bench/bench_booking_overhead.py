@@ -42,6 +42,15 @@ booking j of a round through the gateway is paired with booking j of the same ro
 directly. Reported per call (GET, POST, both): p50/p99 of the gateway, of the baseline, and
 of the paired difference (gateway minus baseline), plus totals; with the machine's load
 average and the CPU other processes used meanwhile (the machine is shared).
+
+`--in-process` (not the figure, the where-it-goes): the gateway app in this process, driven
+through httpx's ASGI transport (no HTTP, no uvicorn), against the same simulator (at
+`--latency`, 0 s suits it), one booking at a time. Per POST: the scheduler's `book` (the
+vendor's share), the gateway's own time (POST minus `book`, less the audit write that a real
+server does after the answer is sent), its write transactions, the idempotency look-ups
+(`_replay`), the confirmation (`_confirm`), the database statements and the database's waits
+(aiosqlite thread hops, psycopg protocol waits) with their time; transactions, statements and
+waits count the audit write's too (`audit` is its time).
 """
 
 from __future__ import annotations
@@ -449,6 +458,172 @@ def markdown(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+# -- where it goes (in-process) ------------------------------------------------------------
+async def in_process(
+    database_url: str | None, tmp: Path, bookings: int, rows: list[dict[str, str]]
+) -> dict[str, Any]:
+    """POST /repairs through the app in this process, its parts timed (see the module notes)."""
+    from contextlib import asynccontextmanager
+
+    from sqlalchemy import event
+
+    import gateway.audit as audit_module
+    from gateway.api.app import create_app
+    from gateway.logging import configure
+    from gateway.runtime import Runtime
+    from gateway.settings import Settings
+
+    configure("warning")
+    os.environ["DRS_PASSWORD"] = DRS_PASSWORD
+    settings = Settings(
+        config_dir=tmp / "config",
+        data_dir=tmp / "data",
+        database_url=database_url or f"sqlite:///{tmp / 'data' / 'gateway.db'}",
+        secret_key=secrets.token_urlsafe(32),
+        require_api_keys=True,
+    )
+    rt = Runtime(settings, run_worker=True)
+    app = create_app(settings, runtime=rt)
+    await rt.start()
+    parts: dict[str, list[float]] = {}
+    counts: dict[str, int] = {}
+
+    def timed(owner: Any, name: str, label: str) -> None:
+        inner = getattr(owner, name)
+
+        async def wrapper(*args: Any, **kwargs: Any) -> Any:
+            t0 = time.perf_counter()
+            try:
+                return await inner(*args, **kwargs)
+            finally:
+                parts.setdefault(label, []).append((time.perf_counter() - t0) * 1000)
+
+        setattr(owner, name, wrapper)
+
+    scheduler = rt.gateway.council(COUNCIL).scheduler("drs")
+    timed(scheduler, "book", "book")
+    timed(rt.bookings, "_replay", "_replay")
+    timed(rt.bookings, "_confirm", "_confirm")
+    timed(audit_module, "record", "audit")
+    inner_tx = rt.database.transaction
+
+    @asynccontextmanager
+    async def transaction() -> Any:
+        t0 = time.perf_counter()
+        async with inner_tx() as s:
+            yield s
+        parts.setdefault("transactions", []).append((time.perf_counter() - t0) * 1000)
+
+    rt.database.transaction = transaction  # type: ignore[method-assign]
+    event.listen(
+        rt.database.engine.sync_engine,
+        "before_cursor_execute",
+        lambda *a: counts.__setitem__("statements", counts.get("statements", 0) + 1),
+    )
+    owner: Any
+    if rt.database.is_sqlite:
+        import aiosqlite.core
+
+        owner, name = aiosqlite.core.Connection, "_execute"
+    else:
+        import psycopg
+
+        owner, name = psycopg.AsyncConnection, "wait"
+    timed(owner, name, "database waits")
+    key = await rt.keys.create("bench", [COUNCIL], "frontend", 1_000_000)
+    samples: list[dict[str, float]] = []
+    base = f"/v1/councils/{COUNCIL}"
+    transport = httpx.ASGITransport(app=app)
+    try:
+        async with httpx.AsyncClient(
+            transport=transport,
+            base_url="http://gateway.test",
+            headers={"Authorization": f"Bearer {key}"},
+            timeout=60,
+        ) as client:
+            for n, row in enumerate(rows[: bookings + 2]):
+                r = await client.get(
+                    f"{base}/appointments",
+                    params={"property_id": row["property_id"], "sor_code": SOR_CODE},
+                )
+                slot_token = r.json()["slots"][0]["slot_token"]
+                parts.clear()
+                counts.clear()
+                t0 = time.perf_counter()
+                r = await client.post(
+                    f"{base}/repairs",
+                    json={
+                        "property_id": row["property_id"],
+                        "sor_code": SOR_CODE,
+                        "description": f"Light fitting hanging loose (bench {n})",
+                        "contact": {"phone": "07700 900123"},
+                        "slot_token": slot_token,
+                    },
+                    headers={"Idempotency-Key": f"in-process-{n}"},
+                )
+                post_ms = (time.perf_counter() - t0) * 1000
+                if r.status_code != 201:
+                    raise RuntimeError(f"booking answered {r.status_code}: {r.text[:300]}")
+                if n < 2:
+                    continue  # first calls: WSDL, session, connections
+                audit = sum(parts.get("audit", []))
+                sample = {k: sum(v) for k, v in parts.items()}
+                sample["post"] = post_ms - audit
+                sample["gateway own"] = post_ms - audit - sample["book"]
+                sample["database waits (n)"] = len(parts.get("database waits", []))
+                sample["transactions (n)"] = len(parts.get("transactions", []))
+                sample["statements (n)"] = counts.get("statements", 0)
+                samples.append(sample)
+    finally:
+        await rt.stop()
+    keys = sorted({k for x in samples for k in x})
+    return {
+        k: {
+            "p50": round(pct([x.get(k, 0.0) for x in samples], 0.5), 2),
+            "p90": round(pct([x.get(k, 0.0) for x in samples], 0.9), 2),
+        }
+        for k in keys
+    }
+
+
+def run_in_process(args: argparse.Namespace, database_url: str | None) -> int:
+    tmp = Path(tempfile.mkdtemp(prefix="bench-overhead-"))
+    rows = property_rows(args.bookings + 4)
+    write_properties(tmp / "properties.csv", rows)
+    drs_port = free_port()
+    lat = str(args.latency)
+    sim = subprocess.Popen(  # noqa: S603 - our own simulator
+        [PY, "-m", "adaptors.kirona_drs.simulator", "--port", str(drs_port)]
+        + ["--availability-latency", lat, "--latency", lat, "--capacity", "1000"],
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=(tmp / "drs.log").open("wb"),
+    )
+    try:
+        wait_http(f"http://127.0.0.1:{drs_port}/_sim/state", sim, tmp / "drs.log", 30)
+        write_council(tmp / "config", drs_port, tmp / "properties.csv")
+        (tmp / "data").mkdir()
+        if database_url:
+            from gateway.storage.database import migrate
+
+            migrate(database_url)
+        load_before = loadavg()
+        result = asyncio.run(in_process(database_url, tmp, args.bookings, rows))
+        load_after = loadavg()
+    finally:
+        stop(sim)
+    print(  # noqa: T201
+        f"in-process, {args.db}, DRS at {args.latency:g} s, {args.bookings} bookings one at a "
+        f"time; load average before/after {load_before} / {load_after} (ms unless (n))"
+    )
+    for k, v in result.items():
+        print(f"  {k:22s} p50 {v['p50']:8.2f}   p90 {v['p90']:8.2f}")  # noqa: T201
+    if args.json:
+        args.json.write_text(json.dumps(result, indent=2))
+    shutil.rmtree(tmp, ignore_errors=True)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(
         prog="python -m bench.bench_booking_overhead",
@@ -461,6 +636,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--warmup", type=int, default=2)
     ap.add_argument("--db", choices=["sqlite", "postgres"], default="sqlite")
     ap.add_argument("--json", type=Path, default=None)
+    ap.add_argument(
+        "--in-process",
+        action="store_true",
+        help="where the time goes: the app in this process, its parts timed (module notes)",
+    )
     args = ap.parse_args(argv)
     stack = ExitStack()
     database_url = None
@@ -468,6 +648,9 @@ def main(argv: list[str] | None = None) -> int:
         from tests.pg import create_database, postgres_server
 
         database_url = create_database(stack.enter_context(postgres_server()), "overhead")
+    if args.in_process:
+        with stack:
+            return run_in_process(args, database_url)
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-overhead-"))
     rows = property_rows(2 * (args.bookings + args.warmup + args.concurrency))
