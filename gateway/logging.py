@@ -61,17 +61,13 @@ class _AccessLog:
     def write(self, method: str, route: str, status: int, duration_ms: float, rid: str) -> None:
         if not self.enabled:
             return
-        line = json.dumps(
-            {
-                "method": method,
-                "route": route,
-                "status": status,
-                "duration_ms": duration_ms,
-                "event": "request",
-                "request_id": rid,
-                "level": "info",
-                "timestamp": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
-            }
+        # json.dumps of the same dict (structlog's renderer), written out: each value is a
+        # JSON string, an int or a float (json writes floats as repr does)
+        stamp = datetime.now(UTC).isoformat().replace("+00:00", "Z")
+        line = (
+            f'{{"method": {_ascii(method)}, "route": {_ascii(route)}, "status": {int(status)}, '
+            f'"duration_ms": {float(duration_ms)!r}, "event": "request", '
+            f'"request_id": {_ascii(rid)}, "level": "info", "timestamp": "{stamp}"}}'
         )
         file = self.stream if self.stream is not None else sys.stdout
         if file is not self._file or self._printer is None:
@@ -79,6 +75,7 @@ class _AccessLog:
         self._printer.msg(line)
 
 
+_ascii = json.encoder.encode_basestring_ascii  # a JSON string as json.dumps writes it
 _access: _AccessLog | None = None  # set by configure(); before it, structlog's defaults
 
 

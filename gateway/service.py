@@ -8,7 +8,7 @@ from __future__ import annotations
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 
 from gateway.api.schemas import AddressList
@@ -46,6 +46,23 @@ class AppointmentPage:
     slots: list[OfferedSlot]
     next_cursor: str | None
     adaptor: str
+
+
+_ISO_TEXTS: dict[tuple[datetime, Any, int], str] = {}
+ISO_TEXTS_KEPT = 20_000
+
+
+def _iso(dt: datetime) -> str:
+    """``dt.isoformat()``, remembered: adaptors offer the same slot times again and again
+    (the CSV diary hands out the very same objects). The key holds the time zone and the
+    fold, so equal instants written differently never share a text."""
+    key = (dt, dt.tzinfo, dt.fold)
+    text = _ISO_TEXTS.get(key)
+    if text is None:
+        if len(_ISO_TEXTS) >= ISO_TEXTS_KEPT:
+            _ISO_TEXTS.clear()
+        text = _ISO_TEXTS[key] = dt.isoformat()
+    return text
 
 
 ADDRESS_ANSWER_SECONDS = 15.0
@@ -226,7 +243,7 @@ class Gateway:
         # the page the London one, the same text when the adaptor answers in London time
         times = []
         for s in page.slots:
-            begins, ends = s.start.isoformat(), s.end.isoformat()
+            begins, ends = _iso(s.start), _iso(s.end)
             times.append(
                 (
                     begins,

@@ -191,3 +191,56 @@ def test_compact_json_is_json_dumps(value: Any) -> None:
 def test_compact_json_refuses_what_json_refuses() -> None:
     with pytest.raises(TypeError, match="not JSON serializable"):
         compact_json({"when": date(2026, 1, 1)})
+
+
+def test_the_access_line_is_the_line_structlog_writes() -> None:
+    import io
+
+    import structlog
+
+    from gateway.logging import access_line, configure
+
+    stream = io.StringIO()
+    configure("info", stream=stream)
+    try:
+        for method, route, status, ms, rid in [
+            ("GET", "/v1/councils/{council}/addresses", 200, 0.51, "a" * 32),
+            ('FOO\u00e9"', "unmatched", 404, 12.0, "req-1234abcd"),
+            ("POST", "/v1/councils/{council}/repairs", 500, 100000.25, "x1234567"),
+        ]:
+            bound = structlog.contextvars.bind_contextvars(request_id=rid)
+            structlog.get_logger("gateway.access").info(
+                "request", method=method, route=route, status=status, duration_ms=ms
+            )
+            access_line(method, route, status, ms, rid)
+            structlog.contextvars.reset_contextvars(**bound)
+        configure("warning", stream=stream)
+        access_line("GET", "/x", 200, 1.0, "quiet-1234")  # below the level: not written
+    finally:
+        configure("info")
+    lines = stream.getvalue().splitlines()
+    assert len(lines) == 6
+    for theirs, ours in zip(lines[::2], lines[1::2], strict=True):
+        a, b = json.loads(theirs), json.loads(ours)
+        assert list(a) == list(b) and {**a, "timestamp": ""} == {**b, "timestamp": ""}
+        assert theirs.split('"timestamp"')[0] == ours.split('"timestamp"')[0]
+        assert len(a["timestamp"]) == len(b["timestamp"]) and b["timestamp"].endswith("Z")
+
+
+def test_times_are_written_as_isoformat_writes_them() -> None:
+    from datetime import timezone
+
+    from gateway.service import _iso
+
+    bst = datetime(2026, 10, 25, 1, 30, tzinfo=LONDON)  # the hour that happens twice
+    gmt = datetime(2026, 10, 25, 1, 30, tzinfo=LONDON, fold=1)
+    times = [
+        bst,
+        gmt,
+        datetime(2026, 12, 3, 8, tzinfo=UTC),
+        datetime(2026, 12, 3, 8, tzinfo=LONDON),  # equal to the one before
+        datetime(2026, 12, 3, 8),
+        datetime(2026, 1, 1, tzinfo=timezone(timedelta(hours=1), "A")),
+    ]
+    for _ in range(2):
+        assert [_iso(t) for t in times] == [t.isoformat() for t in times]
