@@ -244,3 +244,15 @@ def test_times_are_written_as_isoformat_writes_them() -> None:
     ]
     for _ in range(2):
         assert [_iso(t) for t in times] == [t.isoformat() for t in times]
+
+
+def test_a_fresh_request_id_is_a_uuid4() -> None:
+    import uuid
+
+    from gateway.api.middleware import new_request_id
+
+    ids = {new_request_id() for _ in range(2000)}
+    assert len(ids) == 2000
+    for rid in ids:
+        u = uuid.UUID(hex=rid)
+        assert (u.hex, u.version, u.variant) == (rid, 4, uuid.RFC_4122)
