@@ -15,8 +15,9 @@ so even the first council on a WSDL does not parse it on its first call. It neve
 adaptor (no client, session or backend call of a council's own; probes still leave unstarted
 adaptors alone), never delays readiness (it begins after a pause once the gateway serves),
 paces itself after any prepare that did real work (a fetch from a WSDL server: one at a time,
-a few a second at most), and stops when the process's memory reaches ``WARM_UP_MAX_RSS_MIB``.
-A prepare that fails is left for the adaptor's own start to report.
+a few a second at most), and stops when the process's memory reaches ``WARM_UP_MAX_RSS_MIB``
+or after ``WARM_UP_MAX_FAILURES`` failed prepares in a row (backends failing broadly: no
+stream of fetches to them). A prepare that fails is left for the adaptor's own start.
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ WARM_UP_DELAY_SECONDS = 1.0  # after the gateway serves
 WARM_UP_PAUSE_SECONDS = 0.2  # after a prepare that did real work (parsed or fetched)
 WARM_UP_REAL_WORK_SECONDS = 0.005
 WARM_UP_MAX_RSS_MIB = 768  # the platform's goal is 1 GiB a process
+WARM_UP_MAX_FAILURES = 5  # in a row: backends failing broadly are left to the lazy starts
 
 
 def rss_mib() -> float:
@@ -146,6 +148,7 @@ class AdaptorStarter:
         """Prepare, one at a time, what unstarted adaptors share with others (see the module
         docstring). Best effort: any failure is left for the adaptor's own start."""
         await asyncio.sleep(delay)
+        failures = 0
         for council in list(self.councils):
             for name in list(council.unstarted):
                 prepare = getattr(council.adaptors.get(name), "prepare", None)
@@ -159,6 +162,7 @@ class AdaptorStarter:
                     async with asyncio.timeout(self.timeout):
                         await prepare()
                     self.warmed += 1
+                    failures = 0
                 except asyncio.CancelledError:
                     raise
                 except Exception as exc:  # noqa: BLE001 - its own start will say why
@@ -168,6 +172,10 @@ class AdaptorStarter:
                         adaptor=name,
                         error=type(exc).__name__,
                     )
+                    failures += 1
+                    if failures >= WARM_UP_MAX_FAILURES:
+                        log.info("adaptor.warm_up_stopped", reason="failures", prepared=self.warmed)
+                        return
                 # the lowest priority: requests first; after real work, a pause
                 took = time.monotonic() - began
                 await asyncio.sleep(

@@ -97,6 +97,20 @@ async def test_the_warm_up_skips_adaptors_already_started_and_stops_at_its_memor
         await starter.stop()
 
 
+async def test_the_warm_up_gives_up_when_backends_fail_broadly() -> None:
+    log: list[str] = []
+    councils = [
+        FakeCouncil(f"c{i}", {"uh": Fake(f"c{i}", log, prepare="fails")}) for i in range(20)
+    ]
+    starter = AdaptorStarter(councils, warm_up_delay=0.0)  # type: ignore[arg-type]
+    await starter.start(0, lazy=True)
+    try:
+        await _until(lambda: starter._tasks[0].done())
+        assert len(log) == lifecycle.WARM_UP_MAX_FAILURES  # then no more fetches
+    finally:
+        await starter.stop()
+
+
 async def test_without_lazy_start_there_is_no_warm_up() -> None:
     log: list[str] = []
     council = FakeCouncil("a", {"uh": Fake("a", log)})
