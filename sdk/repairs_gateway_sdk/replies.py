@@ -341,12 +341,15 @@ class SharedPools(httpx.AsyncBaseTransport):
         if self._slots is None:
             self._slots = asyncio.Semaphore(self.max_connections)
         slots = self._slots
-        wait = (request.extensions.get("timeout") or {}).get("pool")
-        try:
-            async with asyncio.timeout(wait):
-                await slots.acquire()
-        except TimeoutError:
-            raise httpx.PoolTimeout("no connection of this client was free in time") from None
+        if slots.locked():  # all in use: wait, within the pool timeout
+            wait = (request.extensions.get("timeout") or {}).get("pool")
+            try:
+                async with asyncio.timeout(wait):
+                    await slots.acquire()
+            except TimeoutError:
+                raise httpx.PoolTimeout("no connection of this client was free in time") from None
+        else:
+            await slots.acquire()  # one is free: taken at once
         try:
             response = await transport.handle_async_request(request)
         except BaseException:
