@@ -6,6 +6,7 @@ on loopback), it starts `repairs-gateway serve` as a real process and reports:
 
 - start-up: seconds from launch to /health/live (listening) and /health/ready;
 - RSS after start, and after the first calls (MiB), with the cost per council as a slope;
+- first calls to up to 12 councils of each kind, spread over the range (medians);
 - first call to a council (its adaptors start lazily on that call) against a warm call to
   the same council plus the backend's own round trips that call needs: for a UH + DRS
   council, the UH exchanges of its postcode search (recorded from the adaptor, in their
@@ -49,6 +50,7 @@ SIMULATORS = {
     "tm": ("adaptors.totalmobile.simulator", ["--latency-ms", "0"]),
 }
 POSTCODE = "LN1 1AA"
+FIRST_CALLS = 12  # councils of each kind given a first call, per size
 SOAP_HEADERS = ("soapaction", "content-type")
 SECRETS = {"UH_PASSWORD": "secret", "DRS_PASSWORD": "drs-secret", "TOTALMOBILE_SECRET": "s3cret"}
 
@@ -222,7 +224,13 @@ def run_size(n: int, tmp: Path, ports: dict[str, int], rounds: Rounds) -> dict[s
                     raise RuntimeError(f"gateway exited: see {tmp / f'gw-{n}.log'}")
                 time.sleep(0.05)
             rss_start = rss_mib(proc.pid)
-            sample = [cid for i, cid in enumerate(kinds) if i < 3 or i % max(1, n // 12) == 0][:15]
+            # up to FIRST_CALLS councils of each kind, spread over the whole range (the
+            # first of each kind first: it is also the process's first call of its kind)
+            by_kind = {k: [c for c in kinds if kinds[c] == k] for k in KINDS}
+            spread = {
+                k: v[:: max(1, len(v) // FIRST_CALLS)][:FIRST_CALLS] for k, v in by_kind.items()
+            }
+            sample = sorted((c for v in spread.values() for c in v), key=list(kinds).index)
             first: dict[str, list[float]] = {k: [] for k in KINDS}
             warm: dict[str, list[float]] = {k: [] for k in KINDS}
             raw: dict[str, list[float]] = {k: [] for k in KINDS}
