@@ -86,7 +86,7 @@ class Edge:
     deadline; reload's request count; CORS per council; error counts for the status page;
     the audit trail of writes; the RateLimit and cache headers; metrics and the access log).
 
-    The two hot routes (``HOT_ROUTES``: GET addresses and appointments) are answered here
+    The hot routes (``hot_routes``: GET addresses and appointments) are answered here
     by their endpoint, skipping FastAPI's router, dependency and exception layers: the
     endpoint is the same function FastAPI would call, the route object is the one FastAPI
     matches (metrics, logs and audit name its template), and an exception is answered by the
