@@ -689,7 +689,7 @@ def run_profile(ctx: dict[str, Any], tmp: Path, requests: int, cpu: int | None) 
     spec_path = tmp / "profile.json"
     spec_path.write_text(json.dumps(spec))
     code = (
-        "import sys; from bench.bench_foundation import child_profile; child_profile(sys.argv[1])"
+        "import sys; from bench.http_floor import child_profile; child_profile(sys.argv[1])"
     )
     t0 = time.perf_counter()
     proc = subprocess.run(
