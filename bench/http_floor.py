@@ -15,7 +15,6 @@ import subprocess
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -454,9 +453,6 @@ async def _components(rt: Any, key: str, reps: int) -> list[dict[str, Any]]:
     and a piece that is gone is reported as such, not as a failure of the bench)."""
     from datetime import timedelta
 
-    import structlog
-    from starlette.concurrency import run_in_threadpool
-
     council = rt.gateway.council("demo")
     adaptor = next(a for a in council.adaptors.values() if hasattr(a, "calendar"))
     rows: list[dict[str, Any]] = []
@@ -469,8 +465,6 @@ async def _components(rt: Any, key: str, reps: int) -> list[dict[str, Any]]:
             us, note = None, f"{type(exc).__name__}: {exc}"[:120]
         rows.append({"route": route, "name": name, "us": us, "note": note})
 
-    access = structlog.get_logger("gateway.access")
-
     def metrics() -> Callable[[], Any]:
         from gateway.api.middleware import LATENCY, REQUESTS
 
@@ -482,24 +476,12 @@ async def _components(rt: Any, key: str, reps: int) -> list[dict[str, Any]]:
 
         return f
 
-    await add(
-        "both",
-        "thread-pool hop for one sync `def` dependency",
-        lambda: lambda: run_in_threadpool(lambda: None),
-    )
-    await add(
-        "both",
-        "access log line (structlog processors + write)",
-        lambda: (
-            lambda: access.info(
-                "request",
-                method="GET",
-                route="/v1/councils/{council}/addresses",
-                status=200,
-                duration_ms=0.5,
-            )
-        ),
-    )
+    def access_line() -> Callable[[], Any]:
+        from gateway.logging import access_line as line
+
+        return lambda: line("GET", "/v1/councils/{council}/addresses", 200, 0.5, "a" * 32)
+
+    await add("both", "access log line (written directly, gateway/logging.py)", access_line)
     await add("both", "request metrics (2 labelled prometheus series)", metrics)
     await add(
         "both", "API key check (cached key, token bucket)", lambda: lambda: rt.authenticate(key)
@@ -516,13 +498,11 @@ async def _components(rt: Any, key: str, reps: int) -> list[dict[str, Any]]:
         lambda: lambda: index.by_postcode("LN1 1AA"),
     )
 
-    def shaping() -> Callable[[], Any]:
-        from gateway.api.schemas import Address
-
-        props = index.by_postcode("LN1 1AA")
-        return lambda: [Address.model_validate(p.model_dump()) for p in props]
-
-    await add("addresses", "route: Address.model_validate(p.model_dump()) per row", shaping)
+    await add(
+        "addresses",
+        "Gateway.address_answer (the route's call: rendered answer, cached 15 s)",
+        lambda: lambda: rt.gateway.address_answer(council, "LN1 1AA"),
+    )
     job = rt.gateway.resolve_job(council, sor_code=SOR_CODE, trade=None, size=None, priority=None)
     await add(
         "appointments",
@@ -553,23 +533,25 @@ async def _components(rt: Any, key: str, reps: int) -> list[dict[str, Any]]:
     await add("appointments", "slot usage query alone (SQLAlchemy async + aiosqlite)", usage)
 
     def tokens() -> Callable[[], Any]:
-
-        from gateway.tokens import SlotClaim
-
         start, end = "2030-01-07T08:00:00+00:00", "2030-01-07T12:00:00+00:00"
-        payload = SlotClaim(
-            "demo",
-            "demo_csv",
-            "00012345",
-            job.compact(),
-            datetime.fromisoformat(start),
-            datetime.fromisoformat(end),
-            "morning",
-            {"key": f"{start}/{end}"},
-        )
-        return lambda: [rt.codec.slot_token(payload) for _ in range(10)]
+        page = [(start, end, "morning", {"key": f"{start}/{end}"})] * 10
+        return lambda: rt.codec.slot_tokens("demo", "demo_csv", "00012345", job.compact(), page)
 
-    await add("appointments", "10 slot tokens (itsdangerous: JSON, zlib, HMAC)", tokens)
+    await add("appointments", "a page's 10 slot tokens (JSON, HMAC-SHA256)", tokens)
+
+    def page_json() -> Callable[[], Any]:
+        from gateway.api.routes import slot_page_json
+
+        page: list[Any] = []
+
+        async def f() -> Any:
+            if not page:
+                page.append(await rt.gateway.appointments(council, "00012345", job, None, None))
+            return slot_page_json("demo", "00012345", page[0])
+
+        return f
+
+    await add("appointments", "the page's JSON (slot_page_json)", page_json)
     return rows
 
 
@@ -688,9 +670,7 @@ def run_profile(ctx: dict[str, Any], tmp: Path, requests: int, cpu: int | None) 
     }
     spec_path = tmp / "profile.json"
     spec_path.write_text(json.dumps(spec))
-    code = (
-        "import sys; from bench.http_floor import child_profile; child_profile(sys.argv[1])"
-    )
+    code = "import sys; from bench.http_floor import child_profile; child_profile(sys.argv[1])"
     t0 = time.perf_counter()
     proc = subprocess.run(
         [PY, "-c", code, str(spec_path)],
