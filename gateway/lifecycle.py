@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
+from repairs_gateway_sdk.adaptor import Adaptor
 from repairs_gateway_sdk.errors import GatewayError
 
 if TYPE_CHECKING:
@@ -151,8 +152,11 @@ class AdaptorStarter:
         failures = 0
         for council in list(self.councils):
             for name in list(council.unstarted):
-                prepare = getattr(council.adaptors.get(name), "prepare", None)
-                if prepare is None or name not in council.unstarted:
+                adaptor = council.adaptors.get(name)
+                if adaptor is None or name not in council.unstarted:
+                    continue
+                prepare = getattr(type(adaptor), "prepare", None)
+                if prepare is None or prepare is Adaptor.prepare:  # the SDK's no-op
                     continue
                 if rss_mib() >= WARM_UP_MAX_RSS_MIB:
                     log.info("adaptor.warm_up_stopped", reason="memory", prepared=self.warmed)
@@ -160,7 +164,7 @@ class AdaptorStarter:
                 began = time.monotonic()
                 try:
                     async with asyncio.timeout(self.timeout):
-                        await prepare()
+                        await adaptor.prepare()
                     self.warmed += 1
                     failures = 0
                 except asyncio.CancelledError:

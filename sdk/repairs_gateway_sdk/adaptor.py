@@ -86,6 +86,13 @@ class Adaptor(ABC):  # noqa: B024 - capabilities add the abstract methods
     async def start(self) -> None:  # noqa: B027 - optional hook
         """Open connections, load files. Called once before the first request."""
 
+    async def prepare(self) -> None:  # noqa: B027 - optional hook
+        """Make ready, before ``start``, what this adaptor shares with other councils' (a
+        parsed WSDL, a mapping file): no connection, session or backend call of its own. A
+        host may call it in the background while the adaptor is not yet started (the gateway
+        does, at low priority, when it starts adaptors lazily); a failure here is left for
+        ``start`` to report."""
+
     async def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections and sessions. Called on shutdown."""
 

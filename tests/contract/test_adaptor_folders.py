@@ -23,7 +23,7 @@ IN_TREE = ["civica_uh", "csv_fallback", "kirona_drs", "totalmobile"]
 # what the SDK brings: its own dependencies, and each extra's
 SDK_CORE = {"repairs_gateway_sdk", "pydantic", "httpx"}
 SDK_EXTRAS = {
-    "soap": {"zeep", "lxml", "tenacity"},
+    "soap": {"zeep", "lxml"},
     "store": {"sqlalchemy", "aiosqlite"},
     "simulator": {"starlette", "uvicorn"},
 }
