@@ -906,7 +906,7 @@ def new_adaptor_cmd(
     ] = "hms",
 ) -> None:
     """Write a working adaptor package (parts, simulator, README, contract config and test)."""
-    from gateway.scaffold import ScaffoldError, new_adaptor
+    from gateway.scaffold import ScaffoldError, new_adaptor, next_steps
 
     try:
         written = new_adaptor(name, dest, kind=kind, force=force)
@@ -915,6 +915,7 @@ def new_adaptor_cmd(
         raise typer.Exit(1) from None
     for path in written:
         typer.echo(str(path))
+    typer.echo(next_steps(name, dest))
 
 
 # -- Housing Repairs Online: triage tables and the facade (gateway/hro/) --------------------

@@ -20,7 +20,6 @@ contract kit from the first minute:
 
 from __future__ import annotations
 
-import argparse
 import keyword
 import re
 import sys
@@ -279,32 +278,3 @@ def new_adaptor(name: str, dest: Path, *, kind: str = "hms", force: bool = False
 def next_steps(name: str, dest: Path) -> str:
     root = dest / name
     return f"next: pip install -e '{root}[test]' && pytest {root / name / 'tests'}"
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="repairs-gateway new-adaptor", description="write a working adaptor package"
-    )
-    parser.add_argument("name", help="adaptor type name, e.g. acme_hms")
-    parser.add_argument(
-        "--kind",
-        choices=KINDS,
-        default="hms",
-        help="hms: addresses + works orders; scheduler: appointments; both",
-    )
-    parser.add_argument("--dest", type=Path, default=Path("."), help="parent directory")
-    parser.add_argument("--force", action="store_true", help="overwrite existing files")
-    args = parser.parse_args(argv)
-    try:
-        written = new_adaptor(args.name, args.dest, kind=args.kind, force=args.force)
-    except ScaffoldError as exc:
-        print(exc, file=sys.stderr)
-        return 1
-    for path in written:
-        print(path)
-    print(next_steps(args.name, args.dest))
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

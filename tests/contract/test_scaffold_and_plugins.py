@@ -86,9 +86,16 @@ def test_scaffold_output_passes_the_suite(
 
 
 def test_scaffold_cli_takes_the_kind(tmp_path: Path) -> None:
-    from gateway.scaffold import main
+    from typer.testing import CliRunner
 
-    assert main(["acme_diary", "--kind", "scheduler", "--dest", str(tmp_path)]) == 0
+    from gateway.cli import app as cli
+
+    done = CliRunner().invoke(
+        cli, ["new-adaptor", "acme_diary", "--kind", "scheduler", "--dest", str(tmp_path)]
+    )
+    assert done.exit_code == 0, done.output
+    # it says what to do next: install the package with its test extra and run its tests
+    assert "pip install -e" in done.output and "acme_diary/tests" in done.output
     assert (tmp_path / "acme_diary" / "acme_diary" / "scheduling.py").is_file()
     assert not (tmp_path / "acme_diary" / "acme_diary" / "hms.py").exists()
 
