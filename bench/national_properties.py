@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from adaptors.csv_fallback.properties import NATIVE
+from adaptors.csv_fallback.properties import NATIVE, index_file
 from bench.common import (
     FLAT_FACTOR,
     GOAL_IMPORT_S,
@@ -315,11 +315,10 @@ def child_lookup(index_path: str, csv_path: str, sample_path: str) -> None:
         lat.append(clock() - t)
     out["sql_only"] = _stats_ms(lat)
 
-    # Through the adaptor: its index path is <index_dir>/<council>__<name>.sqlite.
+    # Through the adaptor: its index is <index_dir>/<file's stem>-<digest of its path>.sqlite.
     cfg = CsvFallbackConfig(properties_file=str(source), index_dir=str(index.parent))
-    name = index.stem.split("__", 1)
     ctx = AdaptorContext(
-        council=name[0], name=name[1], config_dir=index.parent, data_dir=index.parent
+        council="bench", name="csv", config_dir=index.parent, data_dir=index.parent
     )
     adaptor = CsvFallbackAdaptor(cfg, ctx)
     if adaptor.index_path != index or not index_is_current(source, index):
@@ -417,7 +416,7 @@ def run_properties(args: argparse.Namespace, tmp: Path) -> tuple[list[SizeResult
     try:
         for n, csv_path in targets:
             idx_dir = work / f"index_{n}"
-            index_path = idx_dir / "bench__csv.sqlite"
+            index_path = index_file(idx_dir, csv_path)  # where the adaptor looks
             log(f"[properties] importing {n:,} rows in a fresh process ...")
             imp = run_import_child(csv_path, index_path, cpu)
             log(

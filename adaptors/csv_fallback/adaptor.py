@@ -6,11 +6,13 @@ from __future__ import annotations
 import asyncio
 import time
 from datetime import UTC, datetime, timedelta
+from functools import cached_property
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select, update
 
-from adaptors.csv_fallback.calendar import Calendar
+from adaptors.csv_fallback.calendar import shared_calendar
 from adaptors.csv_fallback.calendar import slot_key as slot_key  # the diary's slot names
 from adaptors.csv_fallback.config import CsvFallbackConfig
 from adaptors.csv_fallback.properties import (
@@ -18,7 +20,10 @@ from adaptors.csv_fallback.properties import (
     PropertyFileError,
     PropertyIndex,
     build_index,
+    index_file,
     index_is_current,
+    open_index,
+    shared_index,
 )
 from adaptors.csv_fallback.tables import (
     METADATA,
@@ -60,37 +65,63 @@ class CsvFallbackAdaptor(AddressSource, Scheduler):
     def __init__(self, config: CsvFallbackConfig, context: AdaptorContext) -> None:  # type: ignore[override]
         super().__init__(config, context)
         self.options = config
-        self.calendar = Calendar(config.calendar)
+        self.calendar = shared_calendar(config.calendar)  # read only: what config decides
         self.csv_path = context.resolve(config.properties_file)
-        index_dir = (
-            context.resolve(config.index_dir)
-            if config.index_dir
-            else (context.data_dir / "csv_fallback")
-        )
-        self.index_path = index_dir / f"{context.council}__{context.name}.sqlite"
         self._index: PropertyIndex | None = None
         self._lock = asyncio.Lock()
         self._usage_cache: dict[tuple[str, Any, Any], tuple[float, dict[str, int]]] = {}
 
+    @cached_property
+    def index_path(self) -> Path:
+        """The property file's index: one per file, shared by every council that reads it."""
+        index_dir = (
+            self.context.resolve(self.options.index_dir)
+            if self.options.index_dir
+            else (self.context.data_dir / "csv_fallback")
+        )
+        return index_file(index_dir, self.csv_path)
+
     # -- lifecycle -----------------------------------------------------------------------
+    async def prepare(self) -> None:
+        """The shared part of ``start``: the property file's index, imported if it is not
+        current and opened once per process (with the event loop's connection to it), so a
+        council's first call finds it open. A missing or broken file is left for ``start``
+        to report (no backend is involved: the gateway's warm-up need not count it)."""
+        try:
+            index = await self._open_shared()
+        except (FileNotFoundError, PropertyFileError):
+            return
+        index.warm()
+
     async def start(self) -> None:
         if self.context.store is not None:
             await self.context.store.ensure(METADATA)  # its own tables, created if missing
         await self._ensure_index()
+
+    async def _open_shared(self) -> PropertyIndex:
+        """The open index when its files are unchanged (two ``stat`` calls); else checked,
+        imported if need be and opened, in a worker thread."""
+        csv_path, index_path = self.csv_path, self.index_path
+        found = open_index(csv_path, index_path)
+        if found is not None:
+            return found
+        return await asyncio.to_thread(shared_index, csv_path, index_path)
 
     async def _ensure_index(self) -> PropertyIndex:
         if self._index is not None:
             return self._index
         async with self._lock:
             if self._index is None:
-                if not self.csv_path.exists():
+                missing = False  # said outside the handler: no OSError in its context
+                try:
+                    self._index = await self._open_shared()
+                except FileNotFoundError:
+                    missing = True
+                except PropertyFileError as exc:  # kept as the context: the file's own words
+                    raise BackendUnavailable(f"property file is invalid: {exc}") from None
+                if missing:
                     raise BackendUnavailable(f"property file for adaptor {self.name!r} not found")
-                if not index_is_current(self.csv_path, self.index_path):
-                    try:
-                        await asyncio.to_thread(build_index, self.csv_path, self.index_path)
-                    except PropertyFileError as exc:
-                        raise BackendUnavailable(f"property file is invalid: {exc}") from None
-                self._index = PropertyIndex(self.index_path)
+        assert self._index is not None
         return self._index
 
     def import_properties(

@@ -91,6 +91,23 @@ class Calendar:
         return self.config.capacity
 
 
+_CALENDARS: dict[str, Calendar] = {}
+CALENDARS_KEPT = 256  # distinct calendar configurations; cleared when full
+
+
+def shared_calendar(config: CalendarConfig) -> Calendar:
+    """One calendar per distinct configuration, shared by every council configured alike:
+    it holds only what the configuration decides (its templates and the slots of each day
+    worked out); places taken and bookings are each council's own, in its store."""
+    key = config.model_dump_json()
+    calendar = _CALENDARS.get(key)
+    if calendar is None:
+        if len(_CALENDARS) >= CALENDARS_KEPT:
+            _CALENDARS.clear()
+        calendar = _CALENDARS[key] = Calendar(config)
+    return calendar
+
+
 @lru_cache(maxsize=8)
 def _bank_holidays(subdiv: str) -> holidays.HolidayBase:
     """One holiday calendar per nation, shared by every council's diary (read only: the

@@ -16,11 +16,14 @@ from __future__ import annotations
 
 import csv
 import functools
+import hashlib
 import json
 import os
+import re
 import sqlite3
 import threading
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
@@ -154,6 +157,15 @@ def fingerprint(path: Path) -> str:
     return f"{SCHEMA_VERSION}:{path.resolve()}:{st.st_size}:{st.st_mtime_ns}"
 
 
+def index_file(index_dir: Path, csv_path: Path) -> Path:
+    """Where the index of ``csv_path`` is built: one per property file, named after the
+    file and its full path, so every council whose adaptor reads the same file shares it."""
+    resolved = csv_path.resolve()
+    digest = hashlib.sha256(str(resolved).encode()).hexdigest()[:16]
+    stem = re.sub(r"[^A-Za-z0-9_.-]", "_", resolved.stem)[:64]
+    return index_dir / f"{stem}-{digest}.sqlite"
+
+
 def build_index(csv_path: Path, index_path: Path, progress: ImportProgress | None = None) -> int:
     """Import the CSV into a fresh index file, atomically replacing the old one. ``progress``
     is told the rows imported (a batch at a time), skipped (by reason) and the bytes read."""
@@ -230,7 +242,9 @@ def index_is_current(csv_path: Path, index_path: Path) -> bool:
 
 
 class PropertyIndex:
-    """Read-only lookups; one connection per thread (SQLite connections are not shared)."""
+    """Read-only lookups; one connection per thread (SQLite connections are not shared).
+    Shared by every adaptor reading the same file (``shared_index``): it holds only what the
+    file says."""
 
     def __init__(self, index_path: Path) -> None:
         self.path = index_path
@@ -242,6 +256,10 @@ class PropertyIndex:
             conn = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, check_same_thread=False)
             self._local.conn = conn
         return conn
+
+    def warm(self) -> None:
+        """Open this thread's connection now (the event loop's, before a first call)."""
+        self._conn()
 
     @staticmethod
     def _property(row: tuple[object, ...]) -> Property:
@@ -296,3 +314,83 @@ class PropertyIndex:
 
     def count(self) -> int:
         return int(self._conn().execute("SELECT count(*) FROM properties").fetchone()[0])
+
+
+# -- the indexes open in this process, shared by every adaptor that reads the same file ------
+# An adaptor starting looks its file up here: two ``stat`` calls when its file and index are
+# the ones already open (no SQLite file opened, nothing imported); otherwise, in a worker
+# thread and one at a time per index file, the index is checked (``index_is_current``),
+# rebuilt if the file changed, and opened. A re-import (``repairs-gateway properties import``
+# replaces the index file) or a changed property file is seen by the next adaptor to start
+# (a reload, a restart), as before; an adaptor already serving keeps the index it opened.
+
+Signature = tuple[int, int, int]  # st_ino, st_size, st_mtime_ns
+
+
+def signature(path: Path) -> Signature | None:
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return None
+    return (st.st_ino, st.st_size, st.st_mtime_ns)
+
+
+@dataclass(frozen=True)
+class _Opened:
+    source: Signature  # the property file when it was checked
+    stored: Signature  # the index file opened
+    index: PropertyIndex
+
+
+@dataclass(frozen=True)
+class _Refused:
+    """A property file that could not be imported: refused again, without reading it, until
+    it changes (every council on a broken national file would otherwise re-read it)."""
+
+    source: Signature
+    message: str
+
+
+_SHARED: dict[Path, _Opened | _Refused] = {}
+_BUILDING: dict[Path, threading.Lock] = {}
+_GUARD = threading.Lock()
+
+
+def open_index(csv_path: Path, index_path: Path) -> PropertyIndex | None:
+    """The open index of ``csv_path`` at ``index_path`` when both files are still the ones it
+    was opened from; None when it has to be checked (``shared_index``). Raises
+    ``PropertyFileError`` for an unchanged file already refused. Never blocks on an import."""
+    entry = _SHARED.get(index_path)
+    if entry is None or entry.source != signature(csv_path):
+        return None
+    if isinstance(entry, _Refused):
+        raise PropertyFileError(entry.message)
+    return entry.index if entry.stored == signature(index_path) else None
+
+
+def shared_index(csv_path: Path, index_path: Path) -> PropertyIndex:
+    """The index of ``csv_path`` at ``index_path``, imported if it is not current, opened
+    once per process and index file (blocking: call it in a worker thread). Raises
+    ``FileNotFoundError`` when the property file is missing, ``PropertyFileError`` when it
+    cannot be imported."""
+    with _GUARD:
+        lock = _BUILDING.setdefault(index_path, threading.Lock())
+    with lock:
+        found = open_index(csv_path, index_path)
+        if found is not None:
+            return found
+        source = signature(csv_path)  # before reading it: a change meanwhile is seen next time
+        if source is None:
+            raise FileNotFoundError(str(csv_path))
+        try:
+            if not index_is_current(csv_path, index_path):
+                build_index(csv_path, index_path)
+        except PropertyFileError as exc:
+            _SHARED[index_path] = _Refused(source, str(exc))
+            raise
+        stored = signature(index_path)
+        if stored is None:  # removed at once by someone else: checked again next time
+            raise FileNotFoundError(str(index_path))
+        index = PropertyIndex(index_path)
+        _SHARED[index_path] = _Opened(source, stored, index)
+        return index

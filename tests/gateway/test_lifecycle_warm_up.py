@@ -153,4 +153,4 @@ async def test_a_lazy_gateway_readies_its_wsdls_in_the_background(tmp_path: Path
             c = gw.runtime.councils[cid]
             assert "uh" in c.unstarted and c.adaptors["uh"]._http is None  # not started
         assert soap.parsed(str(wsdl_dir / "civica_uh" / "wsdl" / "PropertyService.wsdl"))
-        assert starter.warmed == 2
+        assert starter.warmed == 4  # each council's UH and CSV diary (its shared index)

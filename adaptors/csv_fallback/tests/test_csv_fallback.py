@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from adaptors.csv_fallback import CsvFallbackAdaptor, CsvFallbackConfig
+from adaptors.csv_fallback import CsvFallbackAdaptor, CsvFallbackConfig, properties
+from adaptors.csv_fallback import adaptor as csv_adaptor
 from adaptors.csv_fallback.calendar import Calendar
 from adaptors.csv_fallback.config import CalendarConfig
 from repairs_gateway_sdk.adaptor import AdaptorContext
@@ -15,11 +16,31 @@ from repairs_gateway_sdk.errors import BackendUnavailable
 from repairs_gateway_sdk.timeutil import LONDON
 
 
-def adaptor(tmp_path: Path, csv_text: str, **opts: object) -> CsvFallbackAdaptor:
-    (tmp_path / "props.csv").write_text(csv_text)
+def adaptor(
+    tmp_path: Path, csv_text: str | None, council: str = "c", **opts: object
+) -> CsvFallbackAdaptor:
+    if csv_text is not None:
+        (tmp_path / "props.csv").write_text(csv_text)
     cfg = CsvFallbackConfig.model_validate({"properties_file": "props.csv", **opts})
-    ctx = AdaptorContext(council="c", name="csv", config_dir=tmp_path, data_dir=tmp_path / "d")
+    ctx = AdaptorContext(council=council, name="csv", config_dir=tmp_path, data_dir=tmp_path / "d")
     return CsvFallbackAdaptor(cfg, ctx)
+
+
+EXPORT = "PlaceReference,AddressLine,PostCode\n1,A,LN1 1AA\n"
+
+
+def count_calls(monkeypatch: pytest.MonkeyPatch, name: str) -> list[int]:
+    calls: list[int] = []
+    real = getattr(properties, name)
+
+    def counted(*args: object, **kw: object) -> object:
+        calls.append(1)
+        return real(*args, **kw)
+
+    for module in (properties, csv_adaptor):
+        if hasattr(module, name):
+            monkeypatch.setattr(module, name, counted)
+    return calls
 
 
 async def test_common_hms_export_layout_is_accepted(tmp_path: Path) -> None:
@@ -47,6 +68,71 @@ async def test_index_is_rebuilt_when_the_file_changes(tmp_path: Path) -> None:
     b = adaptor(tmp_path, (tmp_path / "props.csv").read_text())
     await b.start()
     assert len(await b.addresses("LN1 1AA")) == 2
+
+
+async def test_councils_reading_one_file_share_its_index(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    builds = count_calls(monkeypatch, "build_index")
+    a = adaptor(tmp_path, EXPORT, council="a")
+    await a.start()
+    b = adaptor(tmp_path, None, council="b")
+    checks = count_calls(monkeypatch, "index_is_current")
+    await b.start()
+    assert b._index is a._index and len(builds) == 1 and not checks  # opened nothing
+    assert [p.name for p in (tmp_path / "d" / "csv_fallback").iterdir()] == [b.index_path.name]
+    assert b.index_path.name.startswith("props-")
+    assert [p.id for p in await b.addresses("LN1 1AA")] == ["1"]
+    # what a council writes stays its own; what its configuration decides is shared
+    assert a.calendar is b.calendar and a._usage_cache is not b._usage_cache
+    other = adaptor(tmp_path, None, council="o", calendar={"capacity": 3})
+    assert other.calendar is not a.calendar and other.calendar.capacity("plumbing") == 3
+
+
+async def test_a_reimport_is_seen_by_the_next_adaptor_to_start(tmp_path: Path) -> None:
+    a = adaptor(tmp_path, EXPORT, council="a")
+    await a.start()
+    before = a._index
+    # `repairs-gateway properties import --force` replaces the index file
+    assert a.import_properties(force=True) == 1
+    b = adaptor(tmp_path, None, council="b")
+    await b.start()
+    assert b._index is not before and a._index is before  # a serving adaptor keeps its own
+    # and a deleted index (it is a cache) is built again
+    b.index_path.unlink()
+    c = adaptor(tmp_path, None, council="c2")
+    await c.start()
+    assert c._index is not b._index and c.index_path.is_file()
+    assert len(await c.addresses("LN1 1AA")) == 1
+
+
+async def test_prepare_readies_the_shared_index_and_leaves_problems_to_start(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    a = adaptor(tmp_path, EXPORT, council="a")
+    await a.prepare()
+    assert a._index is None and a.index_path.is_file()  # nothing of its own started
+    threads = count_calls(monkeypatch, "shared_index")
+    await a.start()
+    assert a._index is not None and not threads  # start found it open
+    missing = adaptor(tmp_path, None, council="m", properties_file="nowhere.csv")
+    await missing.prepare()  # quietly: start says why
+    with pytest.raises(BackendUnavailable, match="not found"):
+        await missing.start()
+
+
+async def test_a_broken_file_is_not_read_again_until_it_changes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    builds = count_calls(monkeypatch, "build_index")
+    broken = "property_id,address_line_1,postcode,kind\n1,A,LN1 1AA,castle\n"
+    for council in ("a", "b"):
+        with pytest.raises(BackendUnavailable, match="kind: unknown kind 'castle'"):
+            await adaptor(tmp_path, broken if council == "a" else None, council=council).start()
+    assert len(builds) == 1
+    fixed = adaptor(tmp_path, EXPORT, council="c")
+    await fixed.start()
+    assert len(builds) == 2 and len(await fixed.addresses("LN1 1AA")) == 1
 
 
 async def test_a_broken_property_file_is_a_clear_unavailable(tmp_path: Path) -> None:
