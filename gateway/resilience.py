@@ -7,13 +7,19 @@ count against the breaker; answers such as "slot taken" or "invalid input" do no
 neither does a request the vendor can never accept (``BackendCannotAccept``: the caller's
 input, not an outage). Each capability of an adaptor has its own breaker: an outage of works
 orders in a housing system does not stop its address look-ups.
+
+The hot path pays little for this: the deadline's timer is armed only when a call first
+waits (an answer from a cache or a local diary needs none; see ``_under_deadline``), and the
+metric children, breaker and statistics key of each wrapped method are found once.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
+import types
+from bisect import bisect_left
+from collections.abc import Awaitable, Callable, Coroutine, Generator
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
@@ -109,13 +115,10 @@ class CallStat:
         self.calls += 1
         self.errors += int(error)
         self.total_ms += ms
-        self.max_ms = max(self.max_ms, ms)
-        for i, edge in enumerate(LATENCY_BUCKETS_MS):
-            if ms <= edge:
-                self.buckets[i] += 1
-                break
-        else:
-            self.buckets[-1] += 1
+        if ms > self.max_ms:
+            self.max_ms = ms
+        # the first bucket whose edge is >= ms; past the last edge, the overflow bucket
+        self.buckets[bisect_left(LATENCY_BUCKETS_MS, ms)] += 1
 
 
 class CallStats:
@@ -125,7 +128,14 @@ class CallStats:
         self.pending: dict[tuple[str, str, str], CallStat] = {}
 
     def record(self, council: str, capability: str, adaptor: str, ms: float, error: bool) -> None:
-        self.pending.setdefault((council, capability, adaptor), CallStat()).add(ms, error)
+        self.record_key((council, capability, adaptor), ms, error)
+
+    def record_key(self, key: tuple[str, str, str], ms: float, error: bool) -> None:
+        """``record`` with the (council, capability, adaptor) key already made."""
+        stat = self.pending.get(key)
+        if stat is None:
+            stat = self.pending[key] = CallStat()
+        stat.add(ms, error)
 
     def take(self) -> dict[tuple[str, str, str], CallStat]:
         taken, self.pending = self.pending, {}
@@ -202,6 +212,8 @@ class Guarded:
         breaker, stats, adaptor = self._breaker_for(capability), self._stats, self._adaptor
 
         pending, name, start_adaptor = self._pending_start, self._name, self._start
+        council, key = self._council, (self._council, capability, self._name)
+        record, ok_inc, error_inc = stats.record_key, ok.inc, error.inc
 
         async def call(*args: Any, **kwargs: Any) -> Any:
             if name in pending and start_adaptor is not None:
@@ -211,15 +223,20 @@ class Guarded:
             failed = True
             self.inflight += 1
             try:
-                async with asyncio.timeout(time_left()):
-                    result = await getattr(adaptor, attr)(*args, **kwargs)
+                left = time_left()
+                work = getattr(adaptor, attr)(*args, **kwargs)
+                if type(work) is types.CoroutineType:
+                    result = await _under_deadline(work, left, start)
+                else:  # another kind of awaitable: under the deadline from the start
+                    async with asyncio.timeout(left):
+                        result = await work
                 failed = False
                 breaker.success()
                 return result
             except TimeoutError:
                 breaker.failure()
                 raise BackendUnavailable(
-                    f"adaptor {self._name!r} did not answer in time", retry_after=30
+                    f"adaptor {name!r} did not answer in time", retry_after=30
                 ) from None
             except (BackendUnavailable, BackendAuthFailed):
                 breaker.failure()
@@ -237,15 +254,18 @@ class Guarded:
             finally:
                 self.inflight -= 1
                 elapsed = time.perf_counter() - start
-                stats.record(self._council, capability, self._name, elapsed * 1000, failed)
-                (error if failed else ok).inc()
+                record(key, elapsed * 1000, failed)
+                if failed:
+                    error_inc()
+                else:
+                    ok_inc()
                 seconds.observe(elapsed)
                 open_gauge.set(1 if breaker.opened_at is not None else 0)
 
         if not tracing.ENABLED:  # decided once per wrapped method: nothing added when off
             return call
         type_name = str(getattr(adaptor, "type_name", type(adaptor).__name__))
-        council_id = self._council
+        council_id = council
 
         async def traced(*args: Any, **kwargs: Any) -> Any:
             with tracing.adaptor_span(council_id, name, type_name, capability, attr) as span:
@@ -261,3 +281,38 @@ class Guarded:
                 return result
 
         return traced
+
+
+async def _under_deadline(work: Coroutine[Any, Any, Any], left: float, start: float) -> Any:
+    """Run the adaptor's coroutine ``work`` under a deadline ``left`` seconds after ``start``
+    (a ``time.perf_counter()`` reading), as ``async with asyncio.timeout(left)`` armed at
+    ``start`` would. A timer can only interrupt a coroutine where it waits, so the timer is
+    armed when ``work`` first waits: a call answered without waiting (a cached answer, a
+    local diary) costs no timer, and one that waits meets the same deadline at the same
+    moment. ``work``'s first step runs here; the rest runs under ``asyncio.timeout``."""
+    try:
+        waiting = work.send(None)
+    except StopIteration as done:
+        return done.value
+    async with asyncio.timeout(left - (time.perf_counter() - start)):
+        return await _resume(work, waiting)
+
+
+@types.coroutine
+def _resume(work: Coroutine[Any, Any, Any], waiting: Any) -> Generator[Any, Any, Any]:
+    """``await work`` for a coroutine already started, that gave ``waiting`` (what it waits
+    on) to be handed to the task: the rest of ``yield from work``. What the task throws in
+    (a cancellation) goes to ``work``."""
+    while True:
+        try:
+            yield waiting
+        except GeneratorExit:
+            work.close()
+            raise
+        except BaseException as exc:  # handed to the coroutine, as yield from does
+            try:
+                waiting = work.throw(exc)
+            except StopIteration as done:
+                return done.value
+            continue
+        return (yield from work)
