@@ -154,6 +154,60 @@ def test_a_page_of_tokens_is_the_tokens_of_its_slots() -> None:
     assert codec.read_slot_token(page[1]).vendor == slots[1][3]
 
 
+@pytest.mark.parametrize("council", ["d", "de", "dem", "démo"])  # every length mod 3
+def test_a_page_of_tokens_is_the_tokens_of_its_slots_whatever_their_shared_part(
+    council: str,
+) -> None:
+    codec = TokenCodec("secret-for-tokens", clock=lambda: 1_800_000_000.5)
+    job = ["N631111", "plumbing", "small", 30, "normal"]
+    start = datetime(2026, 12, 3, 8, tzinfo=LONDON)
+    slots = [(start + timedelta(hours=i), "x" * i, {"key": "k" * i}) for i in range(4)]
+    page = codec.slot_tokens(
+        council, "csv", "0001", job, [(s.isoformat(), s.isoformat(), la, v) for s, la, v in slots]
+    )
+    assert page == [
+        codec.slot_token(SlotClaim(council, "csv", "0001", job, s, s, la, v)) for s, la, v in slots
+    ]
+
+
+@pytest.mark.parametrize("secret", ["secret-for-tokens", "é" * 100])
+def test_a_token_is_its_payload_signed_with_hmac_sha256(secret: str) -> None:
+    """The format of ADR 0003, computed here with the standard library alone: tokens issued
+    before a change of how they are signed still verify, and the other way round."""
+    import base64
+    import hashlib
+    import hmac
+
+    from gateway.tokens import _hmac_pads, _mac
+
+    codec = TokenCodec(secret, clock=lambda: 1_800_000_000.5)
+    start = datetime(2026, 12, 3, 8, tzinfo=LONDON)
+    claim = SlotClaim(
+        "demo",
+        "csv",
+        "0001",
+        ["N1", "gas", "small", 30, "normal"],
+        start,
+        start,
+        "am",
+        {"key": "k"},
+    )
+    token = codec.slot_token(claim)
+    version, body, signature = token.split(".")
+    key = hmac.new(secret.encode(), b"repairs-gateway:slot-token", hashlib.sha256).digest()
+    mac = hmac.new(key, f"{version}.{body}".encode(), hashlib.sha256).digest()[:16]
+    assert signature == base64.urlsafe_b64encode(mac).rstrip(b"=").decode()
+    assert json.loads(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4))) == {
+        **claim._wire(),
+        "x": 1_800_000_000 + codec.lifetime,
+    }
+    assert codec.read_slot_token(token) == claim
+    for length in (0, 1, 32, 64, 65, 200):  # keys shorter and longer than SHA-256's block
+        k, m = bytes(i % 251 for i in range(length)), b"message"
+        expected = hmac.new(k, m, hashlib.sha256).digest()[:16]
+        assert _mac(*_hmac_pads(k), m) == base64.urlsafe_b64encode(expected).rstrip(b"=")
+
+
 def test_the_diary_works_each_day_out_once() -> None:
     cal = Calendar(
         CalendarConfig(
