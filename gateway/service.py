@@ -39,6 +39,9 @@ class OfferedSlot:
     # the slot's start and end as they leave the gateway (Europe/London, with the offset)
     start_text: str = ""
     end_text: str = ""
+    # the token as a JSON string, when already written (the codec's tokens are base64url
+    # text and dots, which JSON writes as they are: no escaping to look for)
+    token_json: str = ""
 
 
 @dataclass
@@ -241,27 +244,21 @@ class Gateway:
         jd = job.compact()
         # each time written once: the token carries the adaptor's own (as a SlotClaim does),
         # the page the London one, the same text when the adaptor answers in London time
-        times = []
-        for s in page.slots:
+        slots = page.slots
+        claims, texts = [], []
+        for s in slots:
             begins, ends = _iso(s.start), _iso(s.end)
-            times.append(
+            claims.append((begins, ends, s.label, s.vendor))
+            texts.append(
                 (
-                    begins,
-                    ends,
                     begins if s.start.tzinfo is LONDON else london(s.start).isoformat(),
                     ends if s.end.tzinfo is LONDON else london(s.end).isoformat(),
                 )
             )
-        tokens = self.codec.slot_tokens(
-            council.id,
-            name,
-            prop.id,
-            jd,
-            [(t[0], t[1], s.label, s.vendor) for s, t in zip(page.slots, times, strict=True)],
-        )
+        tokens = self.codec.slot_tokens(council.id, name, prop.id, jd, claims)
         offered = [
-            OfferedSlot(s, token, t[2], t[3])
-            for s, token, t in zip(page.slots, tokens, times, strict=True)
+            OfferedSlot(s, token, t[0], t[1], f'"{token}"')
+            for s, token, t in zip(slots, tokens, texts, strict=True)
         ]
         next_cursor = None
         if page.resume is not None:

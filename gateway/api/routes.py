@@ -309,7 +309,7 @@ def slot_page_json(council: str, property_id: str, page: AppointmentPage) -> byt
         f'{{"start":"{o.start_text or london(o.slot.start).isoformat()}",'
         f'"end":"{o.end_text or london(o.slot.end).isoformat()}",'
         f'"label":{compact_json(o.slot.label)},"best":{"true" if o.slot.best else "false"},'
-        f'"slot_token":{compact_json(o.token)}}}'
+        f'"slot_token":{o.token_json or compact_json(o.token)}}}'
         for o in page.slots
     )
     cursor = "null" if page.next_cursor is None else compact_json(page.next_cursor)

@@ -154,6 +154,19 @@ def test_a_page_of_tokens_is_the_tokens_of_its_slots() -> None:
     assert codec.read_slot_token(page[1]).vendor == slots[1][3]
 
 
+async def test_the_service_writes_each_token_as_json_would(tmp_path: Path) -> None:
+    council, files = demo_council()
+    async with running_gateway(tmp_path, {"demo": council}, files) as gw:
+        gateway = gw.runtime.gateway
+        demo = gateway.council("demo")
+        job = gateway.resolve_job(demo, sor_code="N631111", trade=None, size=None, priority=None)
+        page = await gateway.appointments(demo, "00012345", job, None, None, 3)
+        assert page.slots and page.next_cursor
+        for offered in page.slots:
+            assert offered.token_json == compact_json(offered.token)
+            assert gateway.codec.read_slot_token(offered.token).vendor == offered.slot.vendor
+
+
 @pytest.mark.parametrize("council", ["d", "de", "dem", "démo"])  # every length mod 3
 def test_a_page_of_tokens_is_the_tokens_of_its_slots_whatever_their_shared_part(
     council: str,
