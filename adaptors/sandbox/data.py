@@ -1,5 +1,5 @@
 """The sandbox's fixed data: magic postcodes and property ids, one for each case a screen must
-handle. The table in README.md is this file, in words; tests/adaptors/test_sandbox.py checks
+handle. The table in README.md is this file, in words; tests/test_data.py checks
 that they agree."""
 
 from __future__ import annotations
