@@ -126,6 +126,32 @@ class Prober:
                     )
                 )
 
+    def watch(self, council: Council) -> None:
+        """Probe a council added by a reload (gateway/reload.py), as if known from start-up."""
+        self.councils.append(council)
+        for name in council.adaptors:
+            self._result(council.id, name)
+            self._tasks.append(
+                asyncio.create_task(self._loop(council, name), name=f"probe:{council.id}:{name}")
+            )
+
+    def forget(self, council: Council) -> None:
+        """Stop probing a council a reload removed or replaced; its results go too."""
+        prefix = f"probe:{council.id}:"
+        keep = []
+        for task in self._tasks:
+            if task.get_name().startswith(prefix):
+                task.cancel()
+            else:
+                keep.append(task)
+        self._tasks[:] = keep
+        self.councils = [c for c in self.councils if c is not council]
+        for key in [k for k in self.results if k[0] == council.id]:
+            self.results.pop(key, None)
+            inflight = self._inflight.pop(key, None)
+            if inflight is not None:
+                inflight.cancel()
+
     async def stop(self) -> None:
         tasks = self._tasks + list(self._inflight.values())
         for task in tasks:

@@ -346,9 +346,9 @@ class Reloader:
             rt.starter.forget(council.id)
             for starter in self._starters:
                 starter.forget(council.id)
-            _unwatch(rt.prober, council)
+            rt.prober.forget(council)
         for council in fresh:
-            _watch(rt.prober, council)
+            rt.prober.watch(council)
         notifiers = rt.bookings.notifications.notifiers
         for council in retiring:
             if council.id not in rt.councils:
@@ -382,30 +382,3 @@ class Reloader:
         self._retired = [a for a in self._retired if a not in adaptors]
         await close_adaptors(adaptors)
         log.info("config.adaptors_closed", councils=sorted({c.id for c in councils}))
-
-
-# The prober (gateway/probes.py) knows its councils from start-up; these keep it in step.
-def _unwatch(prober: Any, council: Council) -> None:
-    prefix = f"probe:{council.id}:"
-    keep = []
-    for task in prober._tasks:
-        if task.get_name().startswith(prefix):
-            task.cancel()
-        else:
-            keep.append(task)
-    prober._tasks[:] = keep
-    prober.councils = [c for c in prober.councils if c is not council]
-    for key in [k for k in prober.results if k[0] == council.id]:
-        prober.results.pop(key, None)
-        inflight = prober._inflight.pop(key, None)
-        if inflight is not None:
-            inflight.cancel()
-
-
-def _watch(prober: Any, council: Council) -> None:
-    prober.councils.append(council)
-    for name in council.adaptors:
-        prober._result(council.id, name)
-        prober._tasks.append(
-            asyncio.create_task(prober._loop(council, name), name=f"probe:{council.id}:{name}")
-        )
