@@ -10,28 +10,23 @@ no assertion is about how long anything took.
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 
 from adaptors.civica_uh import CivicaUHAdaptor
-from repairs_gateway_sdk.adaptor import AdaptorContext
 from repairs_gateway_sdk.errors import BackendUnavailable
-from repairs_gateway_sdk.testing.hostile import HTML_ERROR_PAGES, HostileServer
+from repairs_gateway_sdk.testing.hostile import (
+    CAP,
+    HTML_ERROR_PAGES,
+    HostileServer,
+    context,
+    guarded,
+)
 
 from .conftest import SUBSET_WSDL
-
-CAP = 1024 * 1024  # the tests' max_reply_bytes: far below what the hostile server sends
-GUARD = 30.0  # seconds before a test that would hang on today's code gives up
-T = TypeVar("T")
-
-
-async def guarded(call: Awaitable[T]) -> T:
-    async with asyncio.timeout(GUARD):
-        return await call
 
 
 @pytest.fixture
@@ -48,10 +43,6 @@ async def made() -> AsyncIterator[list[Any]]:
         await a.close()
 
 
-def ctx(tmp: Path, name: str) -> AdaptorContext:
-    return AdaptorContext(council="hostile", name=name, config_dir=tmp, data_dir=tmp)
-
-
 def uh(tmp: Path, made: list[Any], url: str, **options: Any) -> CivicaUHAdaptor:
     config = CivicaUHAdaptor.Config(
         **{
@@ -65,7 +56,7 @@ def uh(tmp: Path, made: list[Any], url: str, **options: Any) -> CivicaUHAdaptor:
             **options,
         }
     )
-    adaptor = CivicaUHAdaptor(config, ctx(tmp, "uh"))
+    adaptor = CivicaUHAdaptor(config, context(tmp, "uh"))
     made.append(adaptor)
     return adaptor
 

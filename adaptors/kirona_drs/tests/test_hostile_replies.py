@@ -11,29 +11,25 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 
 from adaptors.kirona_drs import KironaDRSAdaptor, KironaDRSConfig
-from repairs_gateway_sdk.adaptor import AdaptorContext
 from repairs_gateway_sdk.errors import BackendUnavailable
 from repairs_gateway_sdk.model import BookingHandle, JobSize, JobSpec, Trade
 from repairs_gateway_sdk.replies import PARSE_THREADS
-from repairs_gateway_sdk.testing.hostile import HTML_ERROR_PAGES, HostileServer
+from repairs_gateway_sdk.testing.hostile import (
+    CAP,
+    HTML_ERROR_PAGES,
+    HostileServer,
+    context,
+    guarded,
+)
 
 from .conftest import SUBSET_WSDL
-
-CAP = 1024 * 1024  # the tests' max_reply_bytes: far below what the hostile server sends
-GUARD = 30.0  # seconds before a test that would hang on today's code gives up
-T = TypeVar("T")
-
-
-async def guarded(call: Awaitable[T]) -> T:
-    async with asyncio.timeout(GUARD):
-        return await call
 
 
 @pytest.fixture
@@ -48,10 +44,6 @@ async def made() -> AsyncIterator[list[Any]]:
     yield adaptors
     for a in adaptors:
         await a.close()
-
-
-def ctx(tmp: Path, name: str) -> AdaptorContext:
-    return AdaptorContext(council="hostile", name=name, config_dir=tmp, data_dir=tmp)
 
 
 # a good openSession reply, so the hostile reply hits the next call
@@ -78,7 +70,7 @@ def drs(tmp: Path, made: list[Any], url: str, **options: Any) -> KironaDRSAdapto
             **options,
         }
     )
-    adaptor = KironaDRSAdaptor(config, ctx(tmp, "drs"))
+    adaptor = KironaDRSAdaptor(config, context(tmp, "drs"))
     made.append(adaptor)
     return adaptor
 

@@ -9,27 +9,16 @@ no assertion is about how long anything took.
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 
 from adaptors.totalmobile import TotalmobileAdaptor, TotalmobileConfig
-from repairs_gateway_sdk.adaptor import AdaptorContext
 from repairs_gateway_sdk.errors import BackendUnavailable
 from repairs_gateway_sdk.model import BookingHandle, JobSize, JobSpec, Trade
-from repairs_gateway_sdk.testing.hostile import TOKEN, HostileServer
-
-CAP = 1024 * 1024  # the tests' max_reply_bytes: far below what the hostile server sends
-GUARD = 30.0  # seconds before a test that would hang on today's code gives up
-T = TypeVar("T")
-
-
-async def guarded(call: Awaitable[T]) -> T:
-    async with asyncio.timeout(GUARD):
-        return await call
+from repairs_gateway_sdk.testing.hostile import CAP, TOKEN, HostileServer, context, guarded
 
 
 @pytest.fixture
@@ -46,10 +35,6 @@ async def made() -> AsyncIterator[list[Any]]:
         await a.close()
 
 
-def ctx(tmp: Path, name: str) -> AdaptorContext:
-    return AdaptorContext(council="hostile", name=name, config_dir=tmp, data_dir=tmp)
-
-
 def tm(tmp: Path, made: list[Any], url: str, **options: Any) -> TotalmobileAdaptor:
     config = TotalmobileConfig.model_validate(
         {
@@ -63,7 +48,7 @@ def tm(tmp: Path, made: list[Any], url: str, **options: Any) -> TotalmobileAdapt
             **options,
         }
     )
-    adaptor = TotalmobileAdaptor(config, ctx(tmp, "tm"))
+    adaptor = TotalmobileAdaptor(config, context(tmp, "tm"))
     made.append(adaptor)
     return adaptor
 

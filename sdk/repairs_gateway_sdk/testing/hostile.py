@@ -13,6 +13,8 @@ or as a process (for benchmarks)::
     python -m repairs_gateway_sdk.testing.hostile --port N --mode big --size 50000000 \
         [--token] [--answer NEEDLE=FILE ...]
 
+``CAP``, ``guarded`` and ``context`` are what such a test needs around the server.
+
 Modes: ``big`` (a well-formed reply of ``size`` bytes, Content-Length given - or not, with
 ``chunked``), ``endless`` (a chunked body that never ends), ``gzip`` (a gzip bomb: ``size``
 bytes once decompressed, a few tens of KB on the wire), ``slow`` (a slow-loris: headers, then
@@ -30,23 +32,46 @@ import argparse
 import asyncio
 import contextlib
 import zlib
-from collections.abc import Iterator
+from collections.abc import Awaitable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
+from typing import TypeVar
 
+from repairs_gateway_sdk.adaptor import AdaptorContext
 from repairs_gateway_sdk.errors import BackendAuthFailed, BackendUnavailable
 
 __all__ = [
+    "CAP",
+    "GUARD",
     "HTML_ERROR_PAGES",
     "TOKEN",
     "HostileServer",
     "Stats",
     "big_body",
     "body_chunks",
+    "context",
+    "guarded",
     "gzip_bomb",
     "main",
 ]
+
+CAP = 1024 * 1024  # a test adaptor's max_reply_bytes: far below what the hostile server sends
+GUARD = 30.0  # seconds before a test that would hang (an unbounded read) gives up
+T = TypeVar("T")
+
+
+async def guarded(call: Awaitable[T]) -> T:
+    """``call``, stopped after ``GUARD`` seconds: only so that a test of an unbounded read
+    fails instead of hanging; assert nothing about how long it took."""
+    async with asyncio.timeout(GUARD):
+        return await call
+
+
+def context(tmp: Path, name: str, council: str = "hostile") -> AdaptorContext:
+    """An adaptor context whose files live in ``tmp``."""
+    return AdaptorContext(council=council, name=name, config_dir=tmp, data_dir=tmp)
+
 
 SOAP_HEAD = (
     b'<?xml version="1.0" encoding="utf-8"?>'
