@@ -36,6 +36,7 @@ CACHE_KEYS = 10_000  # known keys kept
 CACHE_MISSES = 1_000  # ids that do not exist, kept (an unauthenticated caller can make these)
 KEY_ID = re.compile(r"[A-Za-z0-9-]{1,32}")
 LAST_USED_RESOLUTION = timedelta(minutes=1)  # last_used_at is written at most this often
+NOTE_USED_EVERY = 1.0  # seconds: a key's use is noted at most this often per process
 ROTATION_OVERLAP = timedelta(days=7)  # the old key keeps working this long after a rotation
 
 
@@ -98,6 +99,9 @@ class KeyStore:
     _used: dict[str, datetime] = field(default_factory=dict)
     _used_written: dict[str, datetime] = field(default_factory=dict)
     _known: dict[str, _Known] = field(default_factory=dict)  # derived from cached rows
+    # key_id -> monotonic time before which a use need not be noted again (the last-used
+    # time is kept to the minute: noting it on every request was a datetime per request)
+    _note_due: dict[str, float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.limiter is None:
@@ -193,6 +197,12 @@ class KeyStore:
         self._used_written.update(pending)
 
     def _note_used(self, key_id: str) -> None:
+        t = time.monotonic()
+        if self._note_due.get(key_id, 0.0) > t:
+            return
+        if len(self._note_due) > CACHE_KEYS:
+            self._note_due.clear()
+        self._note_due[key_id] = t + NOTE_USED_EVERY
         at = now()
         written = self._used_written.get(key_id)
         if written is None or at - written >= LAST_USED_RESOLUTION:

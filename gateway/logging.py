@@ -4,10 +4,12 @@ that the code never logs bodies, query strings or addresses."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import re
 import sys
+import time
 from collections.abc import MutableMapping
 from datetime import UTC, datetime
 from typing import Any
@@ -50,29 +52,66 @@ class _AccessLog:
     chain below renders it (``timestamp`` ISO UTC, ``level``, ``event`` and the bound
     ``request_id``), without its per-call logger, context copy and processor calls (about
     20 µs a request). Every field is one of ``SAFE_KEYS`` (the scrubber leaves them as they
-    are): a method, a route template, a status, a duration, an id the gateway checked."""
+    are): a method, a route template, a status, a duration, an id the gateway checked.
+
+    Inside a running event loop the lines of the requests answered in one turn of the loop
+    are written together at its next turn (one write and flush, not one per request: the
+    flush was a quarter of the line's cost); outside one, at once."""
 
     def __init__(self, enabled: bool, stream: Any) -> None:
         self.enabled = enabled
         self.stream = stream  # None: whatever sys.stdout is when the line is written
         self._printer: structlog.PrintLogger | None = None
         self._file: Any = None
+        self._pending: list[str] | None = None
+        self._second = -1
+        self._stamp = ""
 
     def write(self, method: str, route: str, status: int, duration_ms: float, rid: str) -> None:
         if not self.enabled:
             return
         # json.dumps of the same dict (structlog's renderer), written out: each value is a
         # JSON string, an int or a float (json writes floats as repr does)
-        stamp = datetime.now(UTC).isoformat().replace("+00:00", "Z")
         line = (
             f'{{"method": {_ascii(method)}, "route": {_ascii(route)}, "status": {int(status)}, '
             f'"duration_ms": {float(duration_ms)!r}, "event": "request", '
-            f'"request_id": {_ascii(rid)}, "level": "info", "timestamp": "{stamp}"}}'
+            f'"request_id": {_ascii(rid)}, "level": "info", "timestamp": "{self._now()}"}}'
         )
+        pending = self._pending
+        if pending is not None:
+            pending.append(line)
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            self._print(line)
+            return
+        self._pending = [line]
+        loop.call_soon(self.flush)
+
+    def flush(self) -> None:
+        pending, self._pending = self._pending, None
+        if pending:
+            self._print("\n".join(pending))
+
+    def _print(self, text: str) -> None:
         file = self.stream if self.stream is not None else sys.stdout
         if file is not self._file or self._printer is None:
             self._printer, self._file = structlog.PrintLogger(file), file  # its lock per file
-        self._printer.msg(line)
+        self._printer.msg(text)
+
+    def _now(self) -> str:
+        """``datetime.now(UTC).isoformat()`` with ``Z`` for ``+00:00`` (TimeStamper's
+        format), the date and time of day written once a second."""
+        t = time.time()
+        second = int(t)
+        if second != self._second:
+            self._second = second
+            self._stamp = datetime.fromtimestamp(second, UTC).isoformat()[:19]
+        micro = round((t - second) * 1e6)
+        if micro == 0 or micro >= 1_000_000:  # isoformat leaves out a zero fraction
+            return datetime.fromtimestamp(t, UTC).isoformat().replace("+00:00", "Z")
+        return f"{self._stamp}.{micro:06d}Z"
 
 
 _ascii = json.encoder.encode_basestring_ascii  # a JSON string as json.dumps writes it

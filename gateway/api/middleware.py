@@ -8,12 +8,12 @@ phone numbers must not reach logs).
 from __future__ import annotations
 
 import json
-import os
+import random
 import re
 import time
 from collections.abc import Callable, Container, Sequence
 from typing import Any
-from urllib.parse import parse_qsl
+from urllib.parse import unquote
 
 import structlog
 from prometheus_client import Counter, Histogram
@@ -64,8 +64,14 @@ _UUID4_SET = (0x4000 << 64) | (0x8000 << 48)
 
 
 def new_request_id() -> str:
-    """``uuid.uuid4().hex`` (random, version 4, RFC 4122 variant) without the UUID object."""
-    return f"{int.from_bytes(os.urandom(16)) & _UUID4_CLEAR | _UUID4_SET:032x}"
+    """``uuid.uuid4().hex`` (random, version 4, RFC 4122 variant) without the UUID object.
+    A request id only ties log lines together (it is no secret and grants nothing), so its
+    bits come from ``random`` (seeded from the OS, reseeded in a forked child) rather than a
+    system call per request."""
+    return f"{_random_bits(128) & _UUID4_CLEAR | _UUID4_SET:032x}"
+
+
+_random_bits = random.getrandbits
 
 
 def _metrics(route: str, method: str, status: int, elapsed: float) -> None:
@@ -330,6 +336,21 @@ _INTERNAL = problem_details(
 )
 
 
+def query_pairs(query: str) -> list[tuple[str, str]]:
+    """``urllib.parse.parse_qsl(query, keep_blank_values=True)`` (Starlette's parsing of a
+    query string), written for the common case: a few ``name=value`` pairs, most of them
+    needing no unquoting. A test holds it to ``parse_qsl``."""
+    pairs = []
+    for part in query.split("&"):
+        if not part:
+            continue
+        name, _, value = part.partition("=")
+        if "%" in part or "+" in part:
+            name, value = unquote(name.replace("+", " ")), unquote(value.replace("+", " "))
+        pairs.append((name, value))
+    return pairs
+
+
 # where unsafe_url leaves the query's (name, value) pairs when it had to parse them (an
 # ASCII query, so the same pairs as Starlette's parsing): the hot routes read them there
 QUERY_PAIRS = "gateway.query_pairs"
@@ -348,7 +369,7 @@ def unsafe_url(scope: Scope) -> dict[str, Any] | None:
         return None
     pairs = None
     if query_suspect(raw):
-        pairs = parse_qsl(raw.decode("utf-8", "replace"), keep_blank_values=True)
+        pairs = query_pairs(raw.decode("utf-8", "replace"))
         if raw.isascii():  # then decoded as Starlette would decode it: parsed once
             scope[QUERY_PAIRS] = pairs
         for name, value in pairs:
@@ -359,7 +380,7 @@ def unsafe_url(scope: Scope) -> dict[str, Any] | None:
                     return invalid(field, f"query parameter: {what} {describe(part, at)}")
     if b"&" in raw:  # repeated parameters are refused, not silently "last one wins"
         if pairs is None:
-            pairs = parse_qsl(raw.decode("utf-8", "replace"), keep_blank_values=True)
+            pairs = query_pairs(raw.decode("utf-8", "replace"))
             if raw.isascii():
                 scope[QUERY_PAIRS] = pairs
         seen: set[str] = set()

@@ -6,7 +6,6 @@ import re
 from dataclasses import dataclass
 from datetime import date
 from typing import Annotated, Any, TypeVar
-from urllib.parse import parse_qsl
 
 from fastapi import APIRouter, Body, Depends, Header, Path, Request
 from fastapi.exceptions import RequestValidationError
@@ -15,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from pydantic_core import PydanticCustomError
 
 from gateway.api import contract
-from gateway.api.middleware import QUERY_PAIRS
+from gateway.api.middleware import QUERY_PAIRS, query_pairs
 from gateway.api.schemas import (
     AddressList,
     CancelIn,
@@ -170,7 +169,7 @@ def parse_query(request: Request, model: type[Q]) -> Q:
     scope = request.scope
     pairs = scope.get(QUERY_PAIRS)  # parsed once already by the edge's URL check
     if pairs is None:
-        pairs = parse_qsl(scope["query_string"].decode("latin-1"), keep_blank_values=True)
+        pairs = query_pairs(scope["query_string"].decode("latin-1"))
     try:
         return model.model_validate(dict(pairs))
     except ValidationError as exc:

@@ -323,3 +323,71 @@ def test_a_fresh_request_id_is_a_uuid4() -> None:
     for rid in ids:
         u = uuid.UUID(hex=rid)
         assert (u.hex, u.version, u.variant) == (rid, 4, uuid.RFC_4122)
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "a=1&b=2",
+        "postcode=LN1%201AA",
+        "a",
+        "a=&=b",
+        "&&a=1&",
+        "x=a+b%2B",
+        "%zz=1",
+        "a=%E2%82%AC",
+        "a==b",
+        "a=1;b=2",
+        "+=+",
+        "n%3D1=v%3D2",
+        "%C3%28=x",
+        "a=%",
+        "=",
+        "",
+    ],
+)
+def test_query_pairs_are_the_pairs_starlette_parses(query: str) -> None:
+    from urllib.parse import parse_qsl
+
+    from gateway.api.middleware import query_pairs
+
+    assert query_pairs(query) == parse_qsl(query, keep_blank_values=True)
+
+
+def test_access_lines_in_a_loop_come_at_its_next_turn_all_of_them_in_order() -> None:
+    import asyncio
+    import io
+
+    from gateway.logging import access_line, configure
+
+    stream = io.StringIO()
+    configure("info", stream=stream)
+    ids = [f"req-{i:08d}" for i in range(5)]
+
+    async def answer_five() -> list[str]:
+        for rid in ids:
+            access_line("GET", "/v1/councils/{council}/addresses", 200, 0.5, rid)
+        before = stream.getvalue()
+        await asyncio.sleep(0)
+        assert before == ""  # written together, at the loop's next turn
+        return stream.getvalue().splitlines()
+
+    try:
+        lines = asyncio.run(answer_five())
+    finally:
+        configure("info")
+    assert [json.loads(line)["request_id"] for line in lines] == ids
+
+
+@pytest.mark.parametrize("t", [1764700000.0, 1764700000.5, 1764700000.000001, 1764700000.999999])
+def test_the_access_lines_time_is_written_as_structlog_writes_it(
+    t: float, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from datetime import UTC, datetime
+
+    from gateway import logging as gateway_logging
+
+    monkeypatch.setattr(gateway_logging.time, "time", lambda: t)
+    ours = gateway_logging._AccessLog(True, None)._now()
+    theirs = datetime.fromtimestamp(t, UTC).isoformat().replace("+00:00", "Z")
+    assert ours == theirs
