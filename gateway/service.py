@@ -9,7 +9,7 @@ import time
 from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from gateway.api.schemas import AddressList
 from gateway.councils import Council
@@ -70,6 +70,34 @@ def _iso(dt: datetime) -> str:
 
 ADDRESS_ANSWER_SECONDS = 15.0
 ADDRESS_ANSWERS_KEPT = 4096
+PROPERTY_SECONDS = 15.0  # a property found is kept this long for the same council's calls
+PROPERTIES_KEPT = 4096
+
+V = TypeVar("V")
+
+
+class Recent(Generic[V]):
+    """What a council's source answered lately: a least-recently-used map of at most
+    ``size`` entries, each kept ``seconds`` at most and tied to the ``Council`` object it
+    came from (a council replaced by a reload starts afresh). Only authenticated callers
+    reach the gateway's: their keys are bounded, and so is this."""
+
+    def __init__(self, seconds: float, size: int) -> None:
+        self.seconds, self.size = seconds, size
+        self._entries: OrderedDict[tuple[str, str], tuple[float, Council, V]] = OrderedDict()
+
+    def get(self, council: Council, key: str) -> V | None:
+        hit = self._entries.get((council.id, key))
+        if hit is not None and hit[1] is council and time.monotonic() - hit[0] < self.seconds:
+            return hit[2]
+        return None
+
+    def put(self, council: Council, key: str, value: V) -> None:
+        entries, k = self._entries, (council.id, key)
+        entries[k] = (time.monotonic(), council, value)
+        entries.move_to_end(k)
+        while len(entries) > self.size:
+            entries.popitem(last=False)
 
 
 class Gateway:
@@ -84,8 +112,10 @@ class Gateway:
         self.database = database
         self.codec = codec
         self.shadow = shadow or ShadowRunner(database)
-        # rendered `addresses` answers per (council, postcode), kept briefly (see address_answer)
-        self._address_answers: OrderedDict[tuple[str, str], tuple[float, bytes]] = OrderedDict()
+        # rendered `addresses` answers per council and postcode (see address_answer), and
+        # properties found per council and id (see find_property), kept briefly
+        self._address_answers: Recent[bytes] = Recent(ADDRESS_ANSWER_SECONDS, ADDRESS_ANSWERS_KEPT)
+        self._properties: Recent[Property] = Recent(PROPERTY_SECONDS, PROPERTIES_KEPT)
 
     def council(self, council_id: str) -> Council:
         council = self.councils.get(council_id)
@@ -119,22 +149,29 @@ class Gateway:
         postcode = normalise_postcode(raw_postcode)
         if postcode is None:
             raise InvalidInput(f"{raw_postcode!r} is not a UK postcode", field="postcode")
-        key = (council.id, postcode)
-        answers = self._address_answers
-        hit = answers.get(key)
-        t = time.monotonic()
-        if hit is not None and t - hit[0] < ADDRESS_ANSWER_SECONDS:
-            return hit[1]
-        props = await self.addresses(council, postcode)
-        body = AddressList(council=council.id, postcode=postcode, addresses=props)
-        data = body.model_dump_json().encode()
-        answers[key] = (t, data)
-        answers.move_to_end(key)
-        while len(answers) > ADDRESS_ANSWERS_KEPT:
-            answers.popitem(last=False)
+        data = self._address_answers.get(council, postcode)
+        if data is None:
+            props = await self.addresses(council, postcode)
+            body = AddressList(council=council.id, postcode=postcode, addresses=props)
+            data = body.model_dump_json().encode()
+            self._address_answers.put(council, postcode, data)
         return data
 
     async def find_property(self, council: Council, property_id: str) -> Property:
+        """The property, from the council's address sources (in its routes' order).
+
+        A property found is kept for ``PROPERTY_SECONDS`` (as ``addresses`` answers are),
+        per council and id (``Recent``): a resident's pages of appointments and their
+        booking ask for the same property within moments, and a property's eligibility
+        changes on the scale of days. A property not found, or a failing source, is never
+        kept."""
+        prop = self._properties.get(council, property_id)
+        if prop is None:
+            prop = await self._look_up_property(council, property_id)
+            self._properties.put(council, property_id, prop)
+        return prop
+
+    async def _look_up_property(self, council: Council, property_id: str) -> Property:
         route = council.config.routes.addresses
         names = [r.use for r in route.rules] + [route.default]
         for name in dict.fromkeys(names):
