@@ -15,12 +15,14 @@ from __future__ import annotations
 
 import contextvars
 from collections.abc import Callable
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import structlog
-from sqlalchemy import delete, select
+from sqlalchemy import Connection, delete, insert, select
 
 from gateway.storage.models import AuditEvent
+from repairs_gateway_sdk.timeutil import now
 
 if TYPE_CHECKING:
     from gateway.storage.database import Database
@@ -74,20 +76,26 @@ async def record(
             outcome=outcome,
             **clean,
         )
+    row = {
+        "at": now(),
+        "action": action,
+        "key_id": key_id,
+        "council": council,
+        "reference": reference,
+        "outcome": outcome,
+        "detail": clean,
+    }
     try:
-        async with database.transaction() as s:
-            s.add(
-                AuditEvent(
-                    action=action,
-                    key_id=key_id,
-                    council=council,
-                    reference=reference,
-                    outcome=outcome,
-                    detail=clean,
-                )
-            )
+        await database.write(partial(_store, row))  # on SQLite one hand-off to its thread
     except Exception as exc:  # noqa: BLE001 - the log line above is the record of last resort
         log.warning("audit.store_failed", action=action, error_type=type(exc).__name__)
+
+
+_INSERT = insert(AuditEvent)
+
+
+def _store(row: dict[str, Any], conn: Connection) -> None:
+    conn.execute(_INSERT, row)
 
 
 async def recent(database: Database, council: str | None, limit: int = 50) -> list[AuditEvent]:

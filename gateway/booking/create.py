@@ -11,12 +11,13 @@ from sqlalchemy.exc import IntegrityError
 
 from gateway.booking.base import BookingBase
 from gateway.booking.records import (
-    _CONFIRM,
-    _INSERT_RECONCILE,
     _INSERT_REPAIR,
     REPAIRS,
+    FollowOn,
     NewRepair,
+    _claim_and_insert,
     _claim_key,
+    _confirm_statements,
     _drop_reconcile,
     _idempotency_record,
     _locked_repair,
@@ -27,7 +28,6 @@ from gateway.booking.records import (
 from gateway.councils import Council
 from gateway.metrics import counts_bookings
 from gateway.problemdetails import from_error
-from gateway.storage.database import rowcount
 from gateway.storage.models import IdempotencyRecord, Repair
 from repairs_gateway_sdk.errors import (
     BackendUnavailable,
@@ -58,8 +58,10 @@ class CreateFlow(BookingBase):
     one: a key used before answers as a replay, without a look-up first), the repair and its
     reconcile item; after it, the confirmation (an UPDATE of the repair only while it is still
     ``booking``, which is what the row lock and status check did: a reconciler that settled it
-    first leaves nothing to update, and this request backs off), the kept answer and the
-    reconcile item dropped by its id."""
+    first leaves nothing to update, and this request backs off), the kept answer, the
+    reconcile item dropped by its id and what the booking sets off (works order, messages).
+    Both are ``Database.write`` functions: on SQLite each transaction is one hand-off to the
+    database thread."""
 
     @counts_bookings  # gateway_bookings_total{council,result}
     async def create(
@@ -120,27 +122,28 @@ class CreateFlow(BookingBase):
             record.update(state="done", response_status=201, response_body=answer)
         reconcile_id = 0
         try:
-            async with self.db.transaction() as s:
-                if not await _claim_key(s, record):
-                    claimed = False
-                else:
-                    claimed = True
-                    await s.execute(_INSERT_REPAIR, _row_values(repair))
-                    if slot is None:
+            if slot is None:
+                async with self.db.transaction() as s:
+                    claimed = await _claim_key(s, record)
+                    if claimed:
+                        await s.execute(_INSERT_REPAIR, _row_values(repair))
                         await self._after_confirmed(s, council, repair, routed=True)
-                    else:
-                        reconcile_id = (
-                            await s.execute(
-                                _INSERT_RECONCILE,
-                                _outbox_values(
-                                    council.id,
-                                    "booking.reconcile",
-                                    {"reference": reference},
-                                    at,
-                                    self.reconcile_after,
-                                ),
-                            )
-                        ).scalar_one()
+            else:
+                item_id = await self.db.write(
+                    _claim_and_insert(
+                        record,
+                        _row_values(repair),
+                        _outbox_values(
+                            council.id,
+                            "booking.reconcile",
+                            {"reference": reference},
+                            at,
+                            self.reconcile_after,
+                        ),
+                    )
+                )
+                claimed = item_id is not None
+                reconcile_id = item_id or 0
         except IntegrityError:  # e.g. a reference drawn twice (vanishingly rare)
             claimed = False
         if not claimed:
@@ -262,10 +265,12 @@ class CreateFlow(BookingBase):
         repair.works_order_adaptor = self._works_order_sink(council, repair)
         repair.updated_at = now()
         body = repair_view(repair)
-        queued = False
-        async with self.db.transaction() as s:
-            confirmed = await s.execute(
-                _CONFIRM,
+        # what the confirmation sets off (works order, messages), worked out before its
+        # transaction and written in it, with the UPDATE, only if that matched
+        follow_on = FollowOn()
+        await self._after_confirmed(follow_on, council, repair, routed=True)
+        confirmed = await self.db.write(
+            _confirm_statements(
                 {
                     "w_council": council.id,
                     "w_reference": reference,
@@ -279,36 +284,43 @@ class CreateFlow(BookingBase):
                     "works_order_adaptor": repair.works_order_adaptor,
                     "updated_at": repair.updated_at,
                 },
+                {
+                    "w_council": council.id,
+                    "w_client_id": client_id,
+                    "w_key": key,
+                    "state": "done",
+                    "response_status": 201,
+                    "response_body": body,
+                },
+                reconcile_id,
+                follow_on.rows(),
             )
-            if rowcount(confirmed) == 1:
-                await self._finish_idempotency(s, council, client_id, key, 201, body)
-                await _drop_reconcile(s, reconcile_id)
-                await self._after_confirmed(s, council, repair, routed=True)
-                queued = bool(s.new)
-                settled_elsewhere = False
-            else:  # no longer being booked: the crash reconciler settled it first
-                r = await _locked_repair(s, council.id, reference)
-                if r.status == RepairStatus.BOOKED:  # ... as booked
-                    return 201, repair_view(r)
-                # ... as failed, before the scheduler answered; its compensation may already
-                # have run, so queue another (cancel is idempotent) and release the key so the
-                # resident's retry starts afresh. Committed here, before the error is raised.
-                settled_elsewhere = queued = True
-                _queue_compensation(s, council.id, reference)
-                await s.execute(
-                    delete(IdempotencyRecord).where(
-                        IdempotencyRecord.council == council.id,
-                        IdempotencyRecord.client_id == client_id,
-                        IdempotencyRecord.key == key,
-                    )
+        )
+        if confirmed:
+            if follow_on.items:  # works order or messages to deliver now
+                self.worker.wake()
+            return 201, body
+        # No longer being booked: the crash reconciler settled it first (a repair never goes
+        # back to ``booking``, so a transaction of its own sees what the UPDATE did not match).
+        async with self.db.transaction() as s:
+            r = await _locked_repair(s, council.id, reference)
+            if r.status == RepairStatus.BOOKED:  # ... as booked
+                return 201, repair_view(r)
+            # ... as failed, before the scheduler answered; its compensation may already
+            # have run, so queue another (cancel is idempotent) and release the key so the
+            # resident's retry starts afresh. Committed here, before the error is raised.
+            _queue_compensation(s, council.id, reference)
+            await s.execute(
+                delete(IdempotencyRecord).where(
+                    IdempotencyRecord.council == council.id,
+                    IdempotencyRecord.client_id == client_id,
+                    IdempotencyRecord.key == key,
                 )
-        if queued:  # works order, messages or compensation to deliver now
-            self.worker.wake()
-        if settled_elsewhere:
-            raise BackendUnavailable(
-                "the booking could not be confirmed in time; please try again", retry_after=5
             )
-        return 201, body
+        self.worker.wake()  # the compensation
+        raise BackendUnavailable(
+            "the booking could not be confirmed in time; please try again", retry_after=5
+        )
 
     async def _fail(
         self,

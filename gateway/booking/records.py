@@ -3,14 +3,16 @@ row, idempotency and outbox helpers every part of the flow shares."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import structlog
-from sqlalchemy import Table, bindparam, delete, insert, select, update
+from sqlalchemy import Connection, Table, bindparam, delete, insert, select, update
 
 from gateway.api.schemas import NewRepair as NewRepair  # the request, route to flow
 from gateway.councils import Council
 from gateway.outbox import enqueue
+from gateway.storage.database import rowcount
 from gateway.storage.models import IdempotencyRecord, OutboxItem, Repair
 from repairs_gateway_sdk.model import (
     BookingHandle,
@@ -126,6 +128,7 @@ KEYS: Table = IdempotencyRecord.__table__  # type: ignore[assignment]
 OUTBOX: Table = OutboxItem.__table__  # type: ignore[assignment]
 _INSERT_REPAIR = insert(REPAIRS)
 _INSERT_RECONCILE = insert(OUTBOX).returning(OUTBOX.c.id)
+_INSERT_OUTBOX = insert(OUTBOX)
 _CONFIRM = update(REPAIRS).where(
     REPAIRS.c.council == bindparam("w_council"),
     REPAIRS.c.reference == bindparam("w_reference"),
@@ -163,6 +166,73 @@ async def _claim_key(s: Any, values: dict[str, Any]) -> bool:
     first): False when the key was used before, and the caller answers as a replay."""
     stmt = _CLAIM_KEY[s.bind.dialect.name]
     return (await s.execute(stmt, values)).first() is not None
+
+
+def _claim_and_insert(
+    record: dict[str, Any], repair: dict[str, Any], reconcile: dict[str, Any]
+) -> Callable[[Connection], int | None]:
+    """The booking's first transaction (``Database.write``): the idempotency record claimed,
+    then the repair row and its reconcile item; the item's id, or None when the key was used
+    before (nothing written: the caller answers as a replay)."""
+
+    def statements(conn: Connection) -> int | None:
+        if conn.execute(_CLAIM_KEY[conn.dialect.name], record).first() is None:
+            return None
+        conn.execute(_INSERT_REPAIR, repair)
+        item_id: int = conn.execute(_INSERT_RECONCILE, reconcile).scalar_one()
+        return item_id
+
+    return statements
+
+
+def _confirm_statements(
+    repair: dict[str, Any],
+    answer: dict[str, Any],
+    reconcile_id: int,
+    follow_on: list[dict[str, Any]],
+) -> Callable[[Connection], bool]:
+    """The confirmation's transaction (``Database.write``): the repair updated while it is
+    still ``booking`` and, only if it was, the kept answer, the reconcile item dropped by its
+    id and the follow-on outbox items written. False: the repair was no longer being booked
+    (nothing written)."""
+
+    def statements(conn: Connection) -> bool:
+        if rowcount(conn.execute(_CONFIRM, repair)) != 1:
+            return False
+        conn.execute(_ANSWER_KEY, answer)
+        conn.execute(_DROP_RECONCILE, {"w_id": reconcile_id})
+        for row in follow_on:
+            conn.execute(_INSERT_OUTBOX, row)
+        return True
+
+    return statements
+
+
+class FollowOn:
+    """Stands in for the session while what a confirmed booking sets off is worked out ahead
+    of its transaction (``_after_confirmed``: ``enqueue`` only adds outbox items); the items
+    are then written by ``_confirm_statements``. Anything but ``add`` is refused."""
+
+    def __init__(self) -> None:
+        self.items: list[OutboxItem] = []
+
+    def add(self, item: Any) -> None:
+        if not isinstance(item, OutboxItem):
+            raise TypeError(f"only outbox items follow a confirmation, not {type(item).__name__}")
+        self.items.append(item)
+
+    def rows(self) -> list[dict[str, Any]]:
+        """Each item's columns as set (read now: a caller may change an item after adding
+        it); unset ones take the table's defaults."""
+        rows = []
+        for item in self.items:
+            row = {}
+            for c in OUTBOX.columns:
+                value = getattr(item, c.key)
+                if value is not None or (c.key != "id" and c.default is None):
+                    row[c.key] = value
+            rows.append(row)
+        return rows
 
 
 async def _drop_reconcile(s: Any, item_id: int) -> None:

@@ -11,13 +11,21 @@ with the cursor's description, rowcount and lastrowid brought back), and the poo
 is skipped when the connection is known to be outside a transaction. Everything else (the
 dialect, types, errors, the pool, server-side cursors) is SQLAlchemy's aiosqlite dialect,
 given this DB-API adaptation with ``create_async_engine(..., module=dbapi())``.
+
+A whole transaction can also be one hop (``OneHopConnection.run_on_thread``): a plain function
+of a sync SQLAlchemy ``Connection`` is run on the connection's own thread, where this cursor,
+commit and rollback call sqlite3 directly instead of handing over (``Database.write``).
 """
 
 from __future__ import annotations
 
+import asyncio
 import collections
+import contextvars
 import sqlite3
-from typing import Any
+import threading
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import aiosqlite
 from sqlalchemy.dialects.sqlite.aiosqlite import (
@@ -26,6 +34,8 @@ from sqlalchemy.dialects.sqlite.aiosqlite import (
     AsyncAdapt_aiosqlite_dbapi,
 )
 from sqlalchemy.util.concurrency import await_
+
+T = TypeVar("T")
 
 # (description, rowcount, lastrowid, rows or None, still in a transaction)
 _Outcome = tuple[Any, int, int | None, list[Any] | None, bool]
@@ -103,6 +113,36 @@ class OneHopCursor(AsyncAdapt_aiosqlite_cursor):
         adapt._maybe_in_transaction = in_tx
         self._rows = collections.deque(rows) if rows else collections.deque()
 
+    def _here(self, operation: Any, parameters: Any, many: bool) -> None:
+        """On the connection's own thread (``run_on_thread``): the statement, no hop."""
+        adapt: Any = self._adapt_connection
+        begin, adapt._begin = adapt._begin, None
+        adapt._maybe_in_transaction = True
+        try:
+            outcome = _run(self._connection, begin, operation, parameters, many)
+        except Exception as error:
+            adapt._maybe_in_transaction = adapt._connection._conn.in_transaction
+            adapt._handle_exception(error)
+        self._description, self._rowcount, self._lastrowid, rows, in_tx = outcome
+        adapt._maybe_in_transaction = in_tx
+        self._rows = collections.deque(rows) if rows else collections.deque()
+
+    def _on_thread(self) -> bool:
+        adapt: Any = self._adapt_connection
+        return threading.get_ident() == adapt._thread_ident
+
+    def execute(self, operation: Any, parameters: Any = None) -> Any:
+        if self._on_thread():
+            self._here(operation, parameters, False)
+            return None
+        return super().execute(operation, parameters)
+
+    def executemany(self, operation: Any, seq_of_parameters: Any) -> Any:
+        if self._on_thread():
+            self._here(operation, seq_of_parameters, True)
+            return None
+        return super().executemany(operation, seq_of_parameters)
+
     async def _execute_async(self, operation: Any, parameters: Any) -> Any:
         await self._hop(operation, parameters, False)
         return None
@@ -113,7 +153,7 @@ class OneHopCursor(AsyncAdapt_aiosqlite_cursor):
 
 
 class OneHopConnection(AsyncAdapt_aiosqlite_connection):
-    __slots__ = ("_maybe_in_transaction", "_begin")
+    __slots__ = ("_maybe_in_transaction", "_begin", "_thread_ident")
     _cursor_cls = OneHopCursor
 
     def __init__(self, dbapi: Any, connection: Any) -> None:
@@ -122,6 +162,29 @@ class OneHopConnection(AsyncAdapt_aiosqlite_connection):
         # statement cancelled mid-hop leaves it True, so the pool's rollback still runs)
         self._maybe_in_transaction = True
         self._begin: str | None = None
+        # the aiosqlite thread: a cursor, commit or rollback called there runs directly
+        self._thread_ident: int | None = connection._thread.ident
+
+    async def run_on_thread(self, fn: Callable[[], T]) -> T:
+        """Run ``fn`` on this connection's thread, in one hop: its statements (through this
+        connection's cursors), commit and rollback call sqlite3 there directly. The caller
+        holds the connection checked out and does not touch it meanwhile; ``fn`` runs with the
+        caller's context variables (trace spans). A caller cancelled meanwhile waits for
+        ``fn`` to finish before the connection can go back to the pool (``fn`` is a short
+        transaction; it cannot be interrupted on the thread anyway), then is cancelled."""
+        ctx = contextvars.copy_context()
+        future = asyncio.ensure_future(self._connection._execute(ctx.run, fn))
+        try:
+            return await asyncio.shield(future)
+        except asyncio.CancelledError:
+            while not future.done():
+                try:
+                    await asyncio.wait([future])
+                except asyncio.CancelledError:
+                    pass
+            if not future.cancelled():
+                future.exception()  # retrieved: the caller is cancelled whatever it was
+            raise
 
     def begin_with_next_statement(self, begin: str) -> None:
         """Send ``begin`` (BEGIN or BEGIN IMMEDIATE) in the hop of the next statement: a
@@ -132,7 +195,13 @@ class OneHopConnection(AsyncAdapt_aiosqlite_connection):
         self._begin = None
         if not self._maybe_in_transaction:
             return  # returned to the pool after a commit: nothing to roll back
-        super().rollback()
+        if threading.get_ident() == self._thread_ident:
+            try:
+                self._connection._conn.rollback()
+            except Exception as error:
+                self._handle_exception(error)
+        else:
+            super().rollback()
         self._maybe_in_transaction = False
 
     def commit(self) -> None:
@@ -140,7 +209,14 @@ class OneHopConnection(AsyncAdapt_aiosqlite_connection):
             self._begin = None  # a transaction that ran no statement: nothing to commit
             return
         self._begin = None
-        super().commit()
+        if threading.get_ident() == self._thread_ident:
+            try:
+                self._connection._conn.commit()
+            except Exception as error:
+                self._maybe_in_transaction = self._connection._conn.in_transaction
+                self._handle_exception(error)
+        else:
+            super().commit()
         self._maybe_in_transaction = False
 
 

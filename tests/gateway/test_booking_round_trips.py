@@ -7,6 +7,7 @@ the row."""
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from pathlib import Path
 
@@ -206,3 +207,161 @@ async def test_a_statement_cancelled_mid_hop_does_not_keep_the_write_lock(
     async with sqlite_db.session() as s:
         names = (await s.execute(select(THINGS.c.name))).scalars().all()
     assert names == ["z"]
+
+
+# -- a transaction in one go (Database.write) ----------------------------------------------------
+@pytest.fixture
+async def any_db(database_url: str):  # type: ignore[no-untyped-def]
+    db = Database(database_url)
+    async with db.engine.begin() as conn:
+        await conn.run_sync(META.create_all)
+    yield db
+    await db.dispose()
+
+
+def _insert(name: str, n: int = 1):  # type: ignore[no-untyped-def]
+    def statements(conn):  # type: ignore[no-untyped-def]
+        got = conn.execute(THINGS.insert().returning(THINGS.c.id), {"name": name, "n": n})
+        return got.scalar_one()
+
+    return statements
+
+
+async def test_a_write_commits_its_answer_or_leaves_nothing(any_db: Database) -> None:
+    assert await any_db.write(_insert("a")) == 1
+
+    def then_fails(conn):  # type: ignore[no-untyped-def]
+        conn.execute(THINGS.insert().values(name="b", n=1))
+        raise RuntimeError("changed my mind")
+
+    with pytest.raises(RuntimeError):
+        await any_db.write(then_fails)
+    with pytest.raises(IntegrityError):  # the DB-API's errors, as SQLAlchemy maps them
+        await any_db.write(_insert("a"))
+    assert await any_db.write(_insert("c")) > 1  # the connection is usable after both
+    async with any_db.session() as s:
+        names = (await s.execute(select(THINGS.c.name).order_by(THINGS.c.id))).scalars().all()
+    assert names == ["a", "c"]
+
+
+async def test_writes_and_sessions_take_turns(any_db: Database) -> None:
+    async with any_db.transaction() as s:
+        await s.execute(THINGS.insert().values(name="k", n=0))
+
+    def bump_in_one_go(conn):  # type: ignore[no-untyped-def]
+        n = conn.execute(select(THINGS.c.n).where(THINGS.c.name == "k")).scalar()
+        conn.execute(THINGS.update().where(THINGS.c.name == "k").values(n=n + 1))
+
+    async def bump_in_a_session() -> None:
+        async with any_db.transaction() as s:
+            n = (await s.execute(select(THINGS.c.n).where(THINGS.c.name == "k"))).scalar()
+            await s.execute(THINGS.update().where(THINGS.c.name == "k").values(n=n + 1))
+
+    if not any_db.is_sqlite:  # read-then-write needs the row lock there
+        bump = bump_in_one_go
+
+        def bump_in_one_go(conn):  # type: ignore[no-untyped-def]
+            conn.execute(select(THINGS.c.id).where(THINGS.c.name == "k").with_for_update())
+            bump(conn)
+
+        async def bump_in_a_session() -> None:
+            async with any_db.transaction() as s:
+                q = select(THINGS.c.n).where(THINGS.c.name == "k").with_for_update()
+                n = (await s.execute(q)).scalar()
+                await s.execute(THINGS.update().where(THINGS.c.name == "k").values(n=n + 1))
+
+    await asyncio.gather(
+        *(any_db.write(bump_in_one_go) for _ in range(8)), *(bump_in_a_session() for _ in range(8))
+    )
+    async with any_db.session() as s:
+        assert (await s.execute(select(THINGS.c.n).where(THINGS.c.name == "k"))).scalar() == 16
+
+
+async def test_a_write_on_sqlite_is_one_hand_off_with_its_statements_seen(
+    sqlite_db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import contextvars
+    import threading
+
+    import aiosqlite.core
+
+    hops = 0
+    execute = aiosqlite.core.Connection._execute
+
+    async def counted(self, fn, *args, **kwargs):  # type: ignore[no-untyped-def]
+        nonlocal hops
+        hops += 1
+        return await execute(self, fn, *args, **kwargs)
+
+    monkeypatch.setattr(aiosqlite.core.Connection, "_execute", counted)
+    await sqlite_db.write(_insert("warm"))  # a first connection (its set-up hops)
+    where = contextvars.ContextVar("where", default="")
+    seen: list[tuple[str, str]] = []
+
+    @event.listens_for(sqlite_db.engine.sync_engine, "before_cursor_execute")
+    def _seen(conn, cursor, statement, *_):  # type: ignore[no-untyped-def]
+        seen.append((statement.split()[0], where.get()))
+
+    loop_thread = threading.get_ident()
+    threads: list[int] = []
+
+    def three(conn):  # type: ignore[no-untyped-def]
+        threads.append(threading.get_ident())
+        conn.execute(THINGS.insert().values(name="x", n=1))
+        conn.execute(THINGS.update().values(n=2))
+        return conn.execute(select(THINGS.c.n).where(THINGS.c.name == "x")).scalar_one()
+
+    where.set("request")
+    hops = 0
+    assert await sqlite_db.write(three) == 2
+    assert hops == 1  # BEGIN IMMEDIATE, three statements and COMMIT in one hand-off
+    assert threads and threads[0] != loop_thread
+    assert seen == [("INSERT", "request"), ("UPDATE", "request"), ("SELECT", "request")]
+    async with sqlite_db.session() as s:  # committed, and the pool's connection is clean
+        assert (await s.execute(select(THINGS.c.n).where(THINGS.c.name == "x"))).scalar() == 2
+
+
+async def test_a_cancelled_write_finishes_before_its_connection_is_reused(
+    sqlite_db: Database,
+) -> None:
+    started = threading.Event()
+
+    def slow(conn):  # type: ignore[no-untyped-def]
+        conn.execute(THINGS.insert().values(name="slow", n=1))
+        started.set()
+        time.sleep(0.3)
+        conn.execute(THINGS.update().values(n=2))
+
+    task = asyncio.create_task(sqlite_db.write(slow))
+    assert await asyncio.to_thread(started.wait, 5)
+    task.cancel()
+    t0 = time.monotonic()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert time.monotonic() - t0 > 0.15  # it waited for the transaction on the thread
+    assert await asyncio.wait_for(sqlite_db.write(_insert("after")), 10) == 2  # no lock kept
+    async with sqlite_db.session() as s:
+        rows = (await s.execute(select(THINGS.c.name, THINGS.c.n).order_by(THINGS.c.id))).all()
+    # the transaction it had handed over could not be stopped: it ran to its commit
+    assert [tuple(x) for x in rows] == [("slow", 2), ("after", 1)]
+
+
+def test_what_a_confirmation_sets_off_keeps_each_items_columns() -> None:
+    from datetime import timedelta
+
+    from gateway.booking.records import FollowOn
+    from gateway.outbox import enqueue
+    from repairs_gateway_sdk.timeutil import now
+
+    follow_on = FollowOn()
+    enqueue(follow_on, "demo", "works_order.raise", {"reference": "R-1"})  # type: ignore[arg-type]
+    reminder = enqueue(follow_on, "demo", "notification.send", {"event": "reminder"})  # type: ignore[arg-type]
+    due = now() + timedelta(days=2)
+    reminder.next_attempt_at = due  # set after it was added, as the notifications do
+    rows = follow_on.rows()
+    assert [r["kind"] for r in rows] == ["works_order.raise", "notification.send"]
+    assert rows[1]["next_attempt_at"] == due and rows[1]["payload"] == {"event": "reminder"}
+    assert all(r["state"] == "pending" and r["attempts"] == 0 for r in rows)
+    assert all("id" not in r and "created_at" not in r for r in rows)  # the table's defaults
+    with pytest.raises(TypeError):
+        follow_on.add(Repair())
