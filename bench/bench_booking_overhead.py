@@ -47,10 +47,11 @@ average and the CPU other processes used meanwhile (the machine is shared).
 through httpx's ASGI transport (no HTTP, no uvicorn), against the same simulator (at
 `--latency`, 0 s suits it), one booking at a time. Per POST: the scheduler's `book` (the
 vendor's share), the gateway's own time (POST minus `book`, less the audit write that a real
-server does after the answer is sent), its write transactions, the idempotency look-ups
-(`_replay`), the confirmation (`_confirm`), the database statements and the database's waits
-(aiosqlite thread hops, psycopg protocol waits) with their time; transactions, statements and
-waits count the audit write's too (`audit` is its time).
+server does after the answer is sent), its write transactions (`transactions`: sessions from
+`Database.transaction`; `writes`: `Database.write`, a transaction in one go), the idempotency
+look-ups (`_replay`), the confirmation (`_confirm`), the database statements and the
+database's waits (aiosqlite thread hops, psycopg protocol waits) with their time;
+transactions, writes, statements and waits count the audit write's too (`audit` is its time).
 """
 
 from __future__ import annotations
@@ -515,6 +516,7 @@ async def in_process(
         parts.setdefault("transactions", []).append((time.perf_counter() - t0) * 1000)
 
     rt.database.transaction = transaction  # type: ignore[method-assign]
+    timed(rt.database, "write", "writes")  # one-go write transactions (Database.write)
     event.listen(
         rt.database.engine.sync_engine,
         "before_cursor_execute",
@@ -572,6 +574,7 @@ async def in_process(
                 sample["gateway own"] = post_ms - audit - sample["book"]
                 sample["database waits (n)"] = len(parts.get("database waits", []))
                 sample["transactions (n)"] = len(parts.get("transactions", []))
+                sample["writes (n)"] = len(parts.get("writes", []))
                 sample["statements (n)"] = counts.get("statements", 0)
                 samples.append(sample)
     finally:
