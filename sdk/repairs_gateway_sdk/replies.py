@@ -26,10 +26,10 @@ import weakref
 import zlib
 from collections.abc import AsyncIterator, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import asynccontextmanager
 from functools import partial
 from typing import Any, TypeVar
 
+import httpcore
 import httpx
 
 from repairs_gateway_sdk.errors import BackendUnavailable
@@ -58,14 +58,25 @@ class DeadlineExceeded(httpx.TimeoutException):
     """An exchange (connect, send, transfer, parse) ran past its total deadline."""
 
 
-@asynccontextmanager
-async def deadline(seconds: float, what: str) -> AsyncIterator[None]:
-    """Bound the block to ``seconds`` in all; past it, :class:`DeadlineExceeded`."""
-    try:
-        async with asyncio.timeout(seconds):
-            yield
-    except TimeoutError:
-        raise DeadlineExceeded(f"{what} took longer than {seconds:g} s") from None
+class deadline:  # noqa: N801 - used as a function: ``async with deadline(s, what):``
+    """Bound the block to ``seconds`` in all; past it, :class:`DeadlineExceeded`. (A class
+    rather than an ``asynccontextmanager``: it is entered on every vendor exchange.)"""
+
+    __slots__ = ("_seconds", "_what", "_timeout")
+
+    def __init__(self, seconds: float, what: str) -> None:
+        self._seconds = seconds
+        self._what = what
+        self._timeout = asyncio.timeout(seconds)
+
+    async def __aenter__(self) -> None:
+        await self._timeout.__aenter__()
+
+    async def __aexit__(self, kind: Any, exc: Any, tb: Any) -> None:
+        try:
+            await self._timeout.__aexit__(kind, exc, tb)
+        except TimeoutError:
+            raise DeadlineExceeded(f"{self._what} took longer than {self._seconds:g} s") from None
 
 
 _pool: ThreadPoolExecutor | None = None
@@ -233,9 +244,14 @@ async def request(
 
     A reply over the cap raises :class:`ReplyTooLarge`; leaving the stream unread closes the
     connection rather than returning it to the pool."""
-    async with http.stream(method, url, **kwargs) as response:
+    # ``http.stream(...)`` without its context manager: the same request and reply
+    sending = {k: kwargs.pop(k) for k in ("auth", "follow_redirects") if k in kwargs}
+    response = await http.send(http.build_request(method, url, **kwargs), stream=True, **sending)
+    try:
         body = await read_body(response, max_bytes, system)
-        return Reply(response.status_code, response.headers, body)
+    finally:
+        await response.aclose()
+    return Reply(response.status_code, response.headers, body)
 
 
 @functools.cache
@@ -260,6 +276,114 @@ KEEPALIVE_PER_ORIGIN = 32  # idle connections kept per origin (httpcore scans th
 _pools: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[tuple[Any, ...], _Pool]] = (
     weakref.WeakKeyDictionary()
 )
+
+
+HELD_BYTES = 64 * 1024  # a request's bytes held for one send, at most
+
+
+class _OneSend(httpcore.AsyncNetworkStream):
+    """A connection that sends a request in one piece: httpcore writes an HTTP/1.1 request's
+    head and its body apart (two sends, so two packets with TCP_NODELAY, and two wake-ups of
+    the server for one small request); here they are held, up to ``HELD_BYTES``, until the
+    reply is read (or more would be held), then sent together. Reading, TLS and closing are
+    the wrapped stream's."""
+
+    __slots__ = ("_stream", "_held", "_size", "_timeout")
+
+    def __init__(self, stream: httpcore.AsyncNetworkStream) -> None:
+        self._stream = stream
+        self._held: list[bytes] = []
+        self._size = 0
+        self._timeout: float | None = None
+
+    async def _send_held(self) -> None:
+        held, self._held, self._size = self._held, [], 0
+        await self._stream.write(held[0] if len(held) == 1 else b"".join(held), self._timeout)
+
+    async def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        if not buffer:
+            return
+        if self._held and self._size + len(buffer) > HELD_BYTES:
+            await self._send_held()
+        if len(buffer) >= HELD_BYTES:
+            await self._stream.write(buffer, timeout)
+            return
+        self._held.append(buffer)
+        self._size += len(buffer)
+        self._timeout = timeout
+
+    async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        if self._held:
+            await self._send_held()
+        return await self._stream.read(max_bytes, timeout)
+
+    async def aclose(self) -> None:
+        self._held, self._size = [], 0
+        await self._stream.aclose()
+
+    async def start_tls(
+        self,
+        ssl_context: ssl.SSLContext,
+        server_hostname: str | None = None,
+        timeout: float | None = None,
+    ) -> httpcore.AsyncNetworkStream:
+        if self._held:
+            await self._send_held()
+        return _OneSend(await self._stream.start_tls(ssl_context, server_hostname, timeout))
+
+    def get_extra_info(self, info: str) -> Any:
+        return self._stream.get_extra_info(info)
+
+
+class _OneSendBackend(httpcore.AsyncNetworkBackend):
+    """httpcore's own network backend, its connections wrapped in ``_OneSend``."""
+
+    def __init__(self) -> None:
+        self._backend = httpcore.AnyIOBackend()
+
+    async def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Any = None,
+    ) -> httpcore.AsyncNetworkStream:
+        stream = await self._backend.connect_tcp(
+            host, port, timeout=timeout, local_address=local_address, socket_options=socket_options
+        )
+        return _OneSend(stream)
+
+    async def connect_unix_socket(
+        self, path: str, timeout: float | None = None, socket_options: Any = None
+    ) -> httpcore.AsyncNetworkStream:
+        stream = await self._backend.connect_unix_socket(
+            path, timeout=timeout, socket_options=socket_options
+        )
+        return _OneSend(stream)
+
+    async def sleep(self, seconds: float) -> None:
+        await self._backend.sleep(seconds)
+
+
+def _one_send_transport(verify: ssl.SSLContext) -> httpx.AsyncHTTPTransport:
+    """httpx's transport for a shared pool, on connections that send a request in one piece
+    (``_OneSend``). Its connection pool is built here with httpcore's public arguments (the
+    same limits as httpx would pass); should httpx ever hold something else there, its own
+    pool is kept."""
+    transport = httpx.AsyncHTTPTransport(
+        verify=verify,
+        limits=httpx.Limits(max_connections=None, max_keepalive_connections=KEEPALIVE_PER_ORIGIN),
+    )
+    if type(getattr(transport, "_pool", None)) is httpcore.AsyncConnectionPool:
+        transport._pool = httpcore.AsyncConnectionPool(
+            ssl_context=verify,
+            max_connections=None,
+            max_keepalive_connections=KEEPALIVE_PER_ORIGIN,
+            keepalive_expiry=5.0,
+            network_backend=_OneSendBackend(),
+        )
+    return transport
 
 
 class _Pool:
@@ -322,14 +446,7 @@ class SharedPools(httpx.AsyncBaseTransport):
             per_loop = _pools[loop] = {}
         pool = per_loop.get(key)
         if pool is None:
-            pool = per_loop[key] = _Pool(
-                httpx.AsyncHTTPTransport(
-                    verify=self.verify,
-                    limits=httpx.Limits(
-                        max_connections=None, max_keepalive_connections=KEEPALIVE_PER_ORIGIN
-                    ),
-                )
-            )
+            pool = per_loop[key] = _Pool(_one_send_transport(self.verify))
         pool.users += 1
         self._used[(loop, *key)] = pool
         return pool.transport

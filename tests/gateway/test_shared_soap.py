@@ -261,6 +261,105 @@ async def test_a_reply_over_the_cap_gives_the_slot_back(server: tuple[_Server, s
         await capped.aclose()
 
 
+class _Recorded:
+    """An httpcore network stream that records what is sent through it."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[bytes, float | None]] = []
+        self.closed = False
+
+    async def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        self.sent.append((buffer, timeout))
+
+    async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        return b"reply"
+
+    async def aclose(self) -> None:
+        self.closed = True
+
+    async def start_tls(self, *args: Any, **kwargs: Any) -> _Recorded:
+        return _Recorded()
+
+    def get_extra_info(self, info: str) -> Any:
+        return f"info:{info}"
+
+
+async def test_a_request_is_sent_in_one_piece_when_its_reply_is_read() -> None:
+    inner = _Recorded()
+    stream = replies._OneSend(inner)  # type: ignore[arg-type]
+    await stream.write(b"POST / HTTP/1.1\r\n\r\n", 5.0)
+    await stream.write(b"", 5.0)
+    await stream.write(b"<body/>", 5.0)
+    assert inner.sent == []
+    assert await stream.read(100, 1.0) == b"reply"
+    assert inner.sent == [(b"POST / HTTP/1.1\r\n\r\n<body/>", 5.0)]
+    assert await stream.read(100, 1.0) == b"reply"  # nothing held: nothing more sent
+    assert len(inner.sent) == 1
+    assert stream.get_extra_info("is_readable") == "info:is_readable"
+
+
+async def test_big_bodies_are_not_held_and_tls_sends_what_is_held_first() -> None:
+    inner = _Recorded()
+    stream = replies._OneSend(inner)  # type: ignore[arg-type]
+    big = b"x" * replies.HELD_BYTES
+    await stream.write(b"head", 5.0)
+    await stream.write(big, 5.0)  # the head goes first, then the big piece on its own
+    assert inner.sent == [(b"head", 5.0), (big, 5.0)]
+    await stream.write(b"a" * (replies.HELD_BYTES - 10), 5.0)
+    await stream.write(b"b" * 20, 5.0)  # more than may be held: what is held goes first
+    assert [len(b) for b, _ in inner.sent] == [4, len(big), replies.HELD_BYTES - 10]
+    await stream.write(b"hello", 5.0)
+    tls = await stream.start_tls(None)  # type: ignore[arg-type]
+    assert inner.sent[-1] == (b"b" * 20 + b"hello", 5.0)
+    assert isinstance(tls, replies._OneSend)
+    await stream.write(b"unsent", 5.0)
+    await stream.aclose()  # what was never read for is dropped with the connection
+    assert inner.closed and inner.sent[-1][0] != b"unsent"
+
+
+async def test_shared_pools_send_each_request_in_one_piece(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Through a real shared pool: one send per request on the socket's stream (httpcore's
+    own makes two, head and body), and the server receives the whole request."""
+    import httpcore._backends.anyio as anyio_backend
+
+    sends: list[bytes] = []
+    send = anyio_backend.AnyIOStream.write
+
+    async def counted(self: Any, buffer: bytes, timeout: float | None = None) -> None:
+        sends.append(buffer)
+        await send(self, buffer, timeout)
+
+    monkeypatch.setattr(anyio_backend.AnyIOStream, "write", counted)
+    received: list[bytes] = []
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while chunk := await reader.read(65536):
+                received.append(chunk)
+                writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+                await writer.drain()
+        finally:
+            writer.close()
+
+    srv = await asyncio.start_server(handle, "127.0.0.1", 0)
+    base = f"http://127.0.0.1:{srv.sockets[0].getsockname()[1]}"
+    try:
+        async with soap.client_for(5.0) as http:
+            for body in (b"<one/>", b"<two/>"):
+                reply = await replies.request(
+                    http, "POST", f"{base}/svc", content=body, max_bytes=100, system="test"
+                )
+                assert (reply.status_code, reply.content) == (200, b"ok")
+        assert len(sends) == 2  # one a request
+        assert sends[0].startswith(b"POST /svc HTTP/1.1\r\n")
+        assert sends[0].endswith(b"\r\n\r\n<one/>") and sends[1].endswith(b"\r\n\r\n<two/>")
+        assert b"".join(received) == b"".join(sends)
+    finally:
+        srv.close()
+
+
 # -- requests from kept shapes ------------------------------------------------------------
 UH_PROPERTY_WSDL = (
     Path(__file__).resolve().parents[2] / "adaptors/civica_uh/wsdl/PropertyService.wsdl"
