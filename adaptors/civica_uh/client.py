@@ -100,21 +100,27 @@ XSI_NIL = "{http://www.w3.org/2001/XMLSchema-instance}nil"
 def to_tree(el: etree._Element) -> Any:
     """An element as plain data: leaves -> text (nil -> None), others -> dict by local name
     (repeated names -> list). Unknown elements are simply carried; missing ones read None."""
-    children = [c for c in el if isinstance(c.tag, str)]
-    if not children:
-        return None if el.get(XSI_NIL) == "true" else el.text
-    out: dict[str, Any] = {}
-    repeated: set[str] = set()
-    for c in children:
-        name = etree.QName(c).localname
+    out: dict[str, Any] | None = None
+    repeated: set[str] | None = None
+    for c in el:
+        tag = c.tag
+        if type(tag) is not str:  # a comment or processing instruction
+            continue
+        name = tag[tag.rfind("}") + 1 :]  # the local name, as etree.QName(c).localname
         value = to_tree(c)
-        if name in out:
+        if out is None:
+            out = {name: value}
+        elif name in out:
+            if repeated is None:
+                repeated = set()
             if name not in repeated:
                 out[name] = [out[name]]
                 repeated.add(name)
             out[name].append(value)
         else:
             out[name] = value
+    if out is None:
+        return None if el.get(XSI_NIL) == "true" else el.text
     return out
 
 
