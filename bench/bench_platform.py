@@ -18,6 +18,20 @@ on loopback), it starts `repairs-gateway serve` as a real process and reports:
   kinds the bench also makes a warm call the cache cannot answer (``OTHER_POSTCODE``, never
   asked before: ``warm_uncached_ms``), so ``first_minus_warm_uncached_ms`` is what the lazy
   start itself adds, apart from the gateway's own uncached path.
+- the same comparison *matched*: a process that has been idle runs its next work slower
+  (plain httpx's replay included: about 1.5-2x on this VM), and the first call always
+  comes after a quiet moment, while the warm calls and the hot replay run back to back. So
+  each term is also measured once after the same ``PAUSE`` of quiet as the first call: a
+  single raw replay, then the first call, then one warm call
+  (``matched_first_minus_warm_plus_raw_ms``, <= 0 the goal);
+- a UH + DRS council's first ``appointments`` call (right after its first addresses call:
+  the DRS adaptor starts and opens its session) against a warm one plus the exchanges it
+  needs (UH's property look-up, whose records the adaptor has cached: one list call; DRS's
+  ``openSession``; the page's ``checkAvailability`` windows, at once), recorded from the
+  adaptors and replayed raw in the rounds they were sent (``uh_drs_appointments_ms``:
+  ``excess`` as above, ``m_excess`` matched). The DRS simulator runs without its default
+  50 ms availability latency, so that latency hides nothing. The warm call's windows come
+  from the DRS adaptor's slot cache (60 s).
 
 Baselines are in the same run: N = 1 for start-up and memory, the warm call and the raw
 backend exchanges for first-call latency. Run: `.venv/bin/python -m bench.bench_platform`
@@ -50,12 +64,15 @@ SOR = REPO / "mappings" / "examples" / "demo-sor.csv"
 PROPERTIES = REPO / "deploy" / "config" / "demo-properties.csv"
 SIMULATORS = {
     "uh": ("adaptors.civica_uh.simulator", ["--latency-ms", "0"]),
-    "drs": ("adaptors.kirona_drs.simulator", []),
+    # no latency of its own: the first appointments call's excess is not hidden in it
+    "drs": ("adaptors.kirona_drs.simulator", ["--availability-latency", "0"]),
     "tm": ("adaptors.totalmobile.simulator", ["--latency-ms", "0"]),
 }
 POSTCODE = "LN1 1AA"
 OTHER_POSTCODE = "LN2 1LT"  # in the same file; asked once per council, after the warm calls
 FIRST_CALLS = 12  # councils of each kind given a first call, per size
+SOR_CODE = "N858111"  # light fitting: electrical, small, 60 minutes (demo-sor.csv)
+PAUSE = 0.05  # s of quiet before each matched measurement (as before a first call)
 SOAP_HEADERS = ("soapaction", "content-type")
 SECRETS = {"UH_PASSWORD": "secret", "DRS_PASSWORD": "drs-secret", "TOTALMOBILE_SECRET": "s3cret"}
 
@@ -167,7 +184,15 @@ def rss_mib(pid: int) -> float:
 Rounds = list[list[tuple[str, dict[str, str], bytes]]]
 
 
-def run_size(n: int, tmp: Path, ports: dict[str, int], rounds: Rounds) -> dict[str, Any]:
+def run_size(
+    n: int,
+    tmp: Path,
+    ports: dict[str, int],
+    rounds: Rounds,
+    appointments: tuple[Rounds, str],
+    replayer: Replayer,
+) -> dict[str, Any]:
+    appt_rounds, property_id = appointments
     config_dir, data_dir = tmp / f"config-{n}", tmp / f"data-{n}"
     shutil.rmtree(data_dir, ignore_errors=True)
     kinds = write_councils(config_dir, n, ports)
@@ -242,31 +267,69 @@ def run_size(n: int, tmp: Path, ports: dict[str, int], rounds: Rounds) -> dict[s
             excess: dict[str, list[float]] = {k: [] for k in KINDS}
             uncached: dict[str, list[float]] = {k: [] for k in KINDS}
             start_only: dict[str, list[float]] = {k: [] for k in KINDS}
+            # the same, each term measured once after the same quiet PAUSE as the first call
+            # (a process that was idle runs its next work slower, plain httpx's included)
+            m_warm: dict[str, list[float]] = {k: [] for k in KINDS}
+            m_raw: dict[str, list[float]] = {k: [] for k in KINDS}
+            m_excess: dict[str, list[float]] = {k: [] for k in KINDS}
+            appt: dict[str, list[float]] = {
+                k: [] for k in ("first", "warm", "raw", "excess", "m_warm", "m_raw", "m_excess")
+            }
+
+            def timed(url: str, **params: str) -> float:
+                t = time.perf_counter()
+                r = c.get(url, params=params, timeout=60)
+                took = (time.perf_counter() - t) * 1000
+                assert r.status_code == 200, (url, r.status_code, r.text[:300])
+                return took
+
             for cid in sample:
                 kind = kinds[cid]
                 url = f"/v1/councils/{cid}/addresses"
-                # what this first call needs from its backend, measured just before it (the
-                # machine's load drifts): UH's exchanges replayed raw; none for a CSV file
-                needed = replay(rounds, times=5) if kind == "uh+drs" else 0.0
-                t = time.perf_counter()
-                r = c.get(url, params={"postcode": POSTCODE}, timeout=60)
-                took = (time.perf_counter() - t) * 1000
-                assert r.status_code == 200, (cid, r.status_code, r.text[:300])
-                warms = []
-                for _ in range(10):
-                    t = time.perf_counter()
-                    c.get(url, params={"postcode": POSTCODE}, timeout=60)
-                    warms.append((time.perf_counter() - t) * 1000)
+                needed = needed_once = 0.0
+                if kind == "uh+drs":
+                    # what this first call needs from its backend, measured just before it (the
+                    # machine's load drifts): UH's exchanges replayed raw; none for a CSV file
+                    needed = replayer.hot(rounds, times=5)
+                    time.sleep(PAUSE)
+                    needed_once = replayer.once(rounds)
+                time.sleep(PAUSE)
+                took = timed(url, postcode=POSTCODE)
+                time.sleep(PAUSE)
+                warm_once = timed(url, postcode=POSTCODE)
+                warms = [timed(url, postcode=POSTCODE) for _ in range(10)]
                 if kind != "uh+drs":  # a UH miss would be a backend call of its own
-                    t = time.perf_counter()
-                    c.get(url, params={"postcode": OTHER_POSTCODE}, timeout=60)
-                    miss = (time.perf_counter() - t) * 1000
+                    miss = timed(url, postcode=OTHER_POSTCODE)
                     uncached[kind].append(miss)
                     start_only[kind].append(took - miss)
                 first[kind].append(took)
                 warm[kind].extend(warms)
                 raw[kind].append(needed)
                 excess[kind].append(took - statistics.median(warms) - needed)
+                m_warm[kind].append(warm_once)
+                m_raw[kind].append(needed_once)
+                m_excess[kind].append(took - warm_once - needed_once)
+                if kind == "uh+drs":
+                    # the first appointments call: it starts the DRS adaptor, opens its session,
+                    # finds the property in UH (one list call: its records are cached by the
+                    # adaptor) and asks DRS for the windows of a page
+                    a_url = f"/v1/councils/{cid}/appointments"
+                    query = {"property_id": property_id, "sor_code": SOR_CODE}
+                    a_needed = replayer.hot(appt_rounds, times=5)
+                    time.sleep(PAUSE)
+                    a_needed_once = replayer.once(appt_rounds)
+                    time.sleep(PAUSE)
+                    a_took = timed(a_url, **query)
+                    time.sleep(PAUSE)
+                    a_warm_once = timed(a_url, **query)
+                    a_warms = [timed(a_url, **query) for _ in range(10)]
+                    appt["first"].append(a_took)
+                    appt["warm"].extend(a_warms)
+                    appt["raw"].append(a_needed)
+                    appt["excess"].append(a_took - statistics.median(a_warms) - a_needed)
+                    appt["m_warm"].append(a_warm_once)
+                    appt["m_raw"].append(a_needed_once)
+                    appt["m_excess"].append(a_took - a_warm_once - a_needed_once)
             rss_after = rss_mib(proc.pid)
     finally:
         proc.terminate()
@@ -293,6 +356,15 @@ def run_size(n: int, tmp: Path, ports: dict[str, int], rounds: Rounds) -> dict[s
         "first_minus_warm_uncached_ms": {
             k: round(statistics.median(v), 1) for k, v in start_only.items() if v
         },
+        # matched: the warm call and the raw exchanges each measured once after the same
+        # PAUSE of quiet as the first call (medians of those single measurements)
+        "matched_warm_ms": {k: round(statistics.median(v), 2) for k, v in m_warm.items() if v},
+        "matched_raw_needed_ms": {k: round(statistics.median(v), 2) for k, v in m_raw.items() if v},
+        "matched_first_minus_warm_plus_raw_ms": {
+            k: round(statistics.median(v), 1) for k, v in m_excess.items() if v
+        },
+        # a UH + DRS council's first appointments call (DRS starts, opens its session)
+        "uh_drs_appointments_ms": {k: round(statistics.median(v), 2) for k, v in appt.items() if v},
     }
 
 
@@ -349,6 +421,135 @@ def uh_address_exchanges(port: int) -> Rounds:
     return [[(u, h, b) for u, h, b, _ in r] for r in rounds if r]
 
 
+def appointment_exchanges(ports: dict[str, int]) -> tuple[Rounds, str]:
+    """The exchanges a UH + DRS council's first ``appointments`` call needs after its first
+    ``addresses`` call, recorded from the adaptors themselves (in this process, on the same
+    simulators, as the gateway makes them: UH's ``get_property``, then DRS's availability
+    for the page), in rounds by when they were sent (a request sent before any reply of the
+    round had come is in that round). Also the property asked about (the first one of
+    ``POSTCODE`` that can be booked online). The DRS session is left open: its id is in the
+    recorded requests that are replayed."""
+    import asyncio
+    import logging
+
+    import structlog
+
+    from adaptors.civica_uh import CivicaUHAdaptor
+    from adaptors.civica_uh.config import CivicaUHConfig
+    from adaptors.kirona_drs import KironaDRSAdaptor
+    from adaptors.kirona_drs.config import KironaDRSConfig
+    from mappings.engine import load_table
+    from repairs_gateway_sdk.adaptor import AdaptorContext
+    from repairs_gateway_sdk.model import AvailabilityQuery, JobSpec, Priority
+    from repairs_gateway_sdk.timeutil import today_london
+
+    body = council("uh+drs", ports)["adaptors"]
+    uh_options = {**body["uh"]["options"], "password": SECRETS["UH_PASSWORD"]}
+    drs_options = {**body["drs"]["options"], "password": SECRETS["DRS_PASSWORD"]}
+    uh = CivicaUHAdaptor(
+        CivicaUHConfig.model_validate(uh_options),
+        AdaptorContext(council="raw", name="uh", config_dir=REPO, data_dir=REPO),
+    )
+    drs = KironaDRSAdaptor(
+        KironaDRSConfig.model_validate(drs_options),
+        AdaptorContext(council="raw", name="drs", config_dir=REPO, data_dir=REPO),
+    )
+    mapping = load_table(SOR).get(SOR_CODE)
+    assert mapping is not None
+    job = JobSpec(
+        sor_code=mapping.code,
+        trade=mapping.trade,
+        size=mapping.size,
+        duration_minutes=mapping.duration_minutes,
+        priority=mapping.priority or Priority.NORMAL,
+    )
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
+    sent: list[tuple[float, float, str, dict[str, str], bytes]] = []
+    original = httpx.AsyncClient.send
+
+    async def record(self: httpx.AsyncClient, request: httpx.Request, **kw: Any) -> Any:
+        began = time.perf_counter()
+        response = await original(self, request, **kw)
+        await response.aread()
+        keep = {k: v for k, v in request.headers.items() if k.lower() in SOAP_HEADERS}
+        sent.append((began, time.perf_counter(), str(request.url), keep, request.content))
+        return response
+
+    async def run() -> str:
+        await uh.start()
+        props = await uh.addresses(POSTCODE)  # as the council's first addresses call did
+        prop = next(p for p in props if p.online_repairs)
+        httpx.AsyncClient.send = record  # type: ignore[method-assign,assignment]
+        try:
+            found = await uh.get_property(prop.id)
+            assert found is not None
+            query = AvailabilityQuery(property=found, job=job, start_from=today_london())
+            page = await drs.availability(query)
+            assert page.slots, "the DRS simulator offered no slots"
+        finally:
+            httpx.AsyncClient.send = original  # type: ignore[method-assign]
+            await uh.close()
+            http = drs.client._http  # closed without closeSession: the replays use it
+            if http is not None:
+                await http.aclose()
+        return prop.id
+
+    property_id = asyncio.run(run())
+    sent.sort()
+    rounds: Rounds = []
+    first_reply = 0.0
+    for began, ended, url, headers, content in sent:
+        if not rounds or began >= first_reply:
+            rounds.append([])
+            first_reply = ended
+        first_reply = min(first_reply, ended)
+        rounds[-1].append((url, headers, content))
+    return rounds, property_id
+
+
+class Replayer:
+    """Exchanges replayed raw (plain httpx, no adaptor) on one client whose connections
+    stay open between replays, as a shared pool's do: ``hot`` is the median of ``times``
+    replays in a row (after 3 to warm up), ``once`` a single replay (after a pause, it is
+    measured as the first call is)."""
+
+    def __init__(self) -> None:
+        import asyncio
+
+        self._runner = asyncio.Runner()
+        self._client = self._runner.run(self._open())
+
+    @staticmethod
+    async def _open() -> httpx.AsyncClient:
+        return httpx.AsyncClient()
+
+    async def _all(self, rounds: Rounds) -> float:
+        import asyncio
+
+        async def one(x: tuple[str, dict[str, str], bytes]) -> None:
+            (await self._client.post(x[0], content=x[2], headers=x[1])).raise_for_status()
+
+        t = time.perf_counter()
+        for r in rounds:
+            await asyncio.gather(*(one(x) for x in r))
+        return (time.perf_counter() - t) * 1000
+
+    def once(self, rounds: Rounds) -> float:
+        return self._runner.run(self._all(rounds))
+
+    def hot(self, rounds: Rounds, times: int = 30) -> float:
+        async def run() -> float:
+            for _ in range(3):
+                await self._all(rounds)
+            return statistics.median([await self._all(rounds) for _ in range(times)])
+
+        return self._runner.run(run())
+
+    def close(self) -> None:
+        self._runner.run(self._client.aclose())
+        self._runner.close()
+
+
 def replay(rounds: Rounds, times: int = 30) -> float:
     """The exchanges of ``rounds`` sent raw (plain httpx, no adaptor), each round at once,
     on warm connections: median ms."""
@@ -379,7 +580,7 @@ def replay(rounds: Rounds, times: int = 30) -> float:
 def backend_round_trips(ports: dict[str, int], rounds: Rounds) -> dict[str, Any]:
     """A raw exchange with each simulator (its WSDL or token endpoint), median of 20; and
     the UH exchanges a first ``addresses`` call needs, replayed raw (``replay``)."""
-    out = {}
+    out: dict[str, Any] = {}
     urls = {
         "uh+drs": f"http://127.0.0.1:{ports['uh']}/PropertyService.svc?wsdl",
         "totalmobile": f"http://127.0.0.1:{ports['tm']}/_sim/state",
@@ -405,8 +606,17 @@ def main() -> None:
     ports, procs = start_simulators(tmp)
     try:
         rounds = uh_address_exchanges(ports["uh"])
-        results = [run_size(int(n), tmp, ports, rounds) for n in args.sizes.split(",")]
+        appointments = appointment_exchanges(ports)
+        replayer = Replayer()
+        try:
+            results = [
+                run_size(int(n), tmp, ports, rounds, appointments, replayer)
+                for n in args.sizes.split(",")
+            ]
+        finally:
+            replayer.close()
         raw = backend_round_trips(ports, rounds)
+        raw["uh_drs_appointments_exchanges"] = [len(r) for r in appointments[0]]
     finally:
         for p in procs:
             p.terminate()
