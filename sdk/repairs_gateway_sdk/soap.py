@@ -48,6 +48,7 @@ import httpx
 import zeep
 import zeep.exceptions as zx
 from lxml import etree
+from zeep import xsd
 from zeep.proxy import AsyncServiceProxy
 from zeep.transports import AsyncTransport
 from zeep.wsdl import Document
@@ -346,6 +347,7 @@ _MESSAGE_ID = re.compile(rb">urn:uuid:[0-9a-f-]{36}<")
 _INT_MARK = 1_900_000_000  # int32, as xsd:int fields need
 _ADDRESS_MARK = "zqxADDRESSqz"
 _UNSEEN = object()
+_SKIP = "skip"  # zeep's SkipValue in a shape
 
 
 class _Shape:
@@ -366,8 +368,9 @@ class RequestShapes:
     with marks in place of the values; later requests of that shape are that rendering with
     their own values escaped in (as lxml escapes text), their own address and a fresh
     WS-Addressing message id. A shape holds no council's values: every council on one WSDL
-    uses the same ones. Only plain ``str`` and ``int`` values take this path, and strings
-    that XML can carry; anything else (None, zeep objects, booleans, control characters) is
+    uses the same ones. Only plain ``str`` and ``int`` values have slots, and strings that
+    XML can carry; booleans and zeep's ``SkipValue`` (an element left out) are part of the
+    shape, in dicts and lists; anything else (None, zeep objects, control characters) is
     built by zeep, as is a shape whose rendering is not one mark per value. The first request
     of each shape is checked against zeep's own rendering of it."""
 
@@ -378,16 +381,17 @@ class RequestShapes:
 
     @staticmethod
     def _flatten(value: Any, values: list[Any]) -> Any:
-        """The shape of ``value`` (nested dicts of str/int), its leaves appended to
-        ``values``; None when it is not such a value."""
-        if isinstance(value, dict):
-            out = []
+        """The shape of ``value`` (nested dicts and lists of str/int, booleans and zeep's
+        ``SkipValue``), its str/int leaves appended to ``values``; None when it is not such a
+        value. A boolean or a skip is part of the shape itself (it has no slot)."""
+        if type(value) is dict:
+            pairs = []
             for k, v in value.items():
                 inner = RequestShapes._flatten(v, values)
                 if inner is None:
                     return None
-                out.append((k, inner))
-            return tuple(out)
+                pairs.append((k, inner))
+            return ("dict", tuple(pairs))
         if type(value) is str:
             if _XML_UNSAFE.search(value):
                 return None
@@ -396,15 +400,34 @@ class RequestShapes:
         if type(value) is int:
             values.append(value)
             return int
+        if type(value) is bool:
+            return ("bool", value)
+        if value is xsd.SkipValue:
+            return _SKIP
+        if type(value) is list:
+            items = []
+            for v in value:
+                inner = RequestShapes._flatten(v, values)
+                if inner is None:
+                    return None
+                items.append(inner)
+            return ("list", tuple(items))
         return None
 
     @staticmethod
     def _marks(shape: Any, counter: list[int]) -> Any:
-        if isinstance(shape, tuple):
-            return {k: RequestShapes._marks(v, counter) for k, v in shape}
-        i = counter[0]
-        counter[0] += 1
-        return f"zqx{i}qz" if shape is str else _INT_MARK + i
+        if shape is str or shape is int:
+            i = counter[0]
+            counter[0] += 1
+            return f"zqx{i}qz" if shape is str else _INT_MARK + i
+        if shape is _SKIP:
+            return xsd.SkipValue
+        kind, inner = shape
+        if kind == "dict":
+            return {k: RequestShapes._marks(v, counter) for k, v in inner}
+        if kind == "list":
+            return [RequestShapes._marks(v, counter) for v in inner]
+        return inner  # a boolean, as given
 
     def render(
         self, service: BoundedService, operation: str, kwargs: dict[str, Any]

@@ -437,3 +437,75 @@ async def test_requests_from_kept_shapes_are_zeeps_own_bytes() -> None:
         assert _no_id(mine) == _no_id(
             a.zeep_envelope("GetPropertyByRef", none_password, a.options)[0]
         )
+
+
+async def test_drs_requests_with_skips_booleans_and_lists_are_zeeps_own_bytes() -> None:
+    """DRS's requests hold zeep's SkipValue (required elements left out), booleans and lists
+    of booking codes: those are part of a kept shape (the strings and numbers in them have
+    slots), and each request is still zeep's own rendering, byte for byte."""
+    from zeep import xsd
+
+    from adaptors.kirona_drs.wire import request_for
+
+    doc = soap.parsed_wsdl(str(DRS_WSDLS / "drs-subset.wsdl"))
+    async with soap.client_for(5.0) as http:
+        service = soap.bounded_service(
+            doc,
+            http,
+            endpoint="http://drs.test/DRS",
+            system="DRS",
+            timeout=5,
+            max_reply_bytes=2**20,
+        )
+
+        def check(location: str, other_orders: bool, codes: list[str]) -> dict[str, Any]:
+            return {
+                "sessionId": "session-" + location,
+                "canSelectOtherOrders": other_orders,
+                "periodBegin": "2026-12-07T00:00:00+00:00",
+                "periodEnd": "2026-12-14T00:00:00+00:00",
+                "theOrder": {
+                    "contract": "RESPONSIVE",
+                    "locationID": location,
+                    "primaryOrderNumber": "QUERY",
+                    "priority": "N",
+                    "userId": "REPAIRSGW",
+                    "theBookingCodes": [
+                        {
+                            "bookingCodeSORCode": code,
+                            "itemNumberWithinBooking": str(i + 1),
+                            "primaryOrderNumber": "QUERY",
+                            "quantity": "1",
+                            "standardMinuteValue": "60",
+                        }
+                        for i, code in enumerate(codes)
+                    ],
+                },
+            }
+
+        bodies = [
+            check(value, flag, codes)
+            for value in TRICKY
+            for flag in (False, True)
+            for codes in (["N858111"], ["N858111", value])
+        ]
+        for body in bodies:
+            request = request_for(service.client, "checkAvailability", body)
+            assert xsd.SkipValue in _leaves(request)  # the schema's required elements left out
+            mine, headers = service.envelope("checkAvailability", request)
+            theirs, their_headers = service.zeep_envelope(
+                "checkAvailability", request, service.options
+            )
+            assert _no_id(mine) == _no_id(theirs)
+            assert headers == their_headers
+        kept = [v for k, v in soap._shapes._shapes.items() if k[1] == "checkAvailability"]
+        # 2 booleans x 2 lengths here (others' requests on this WSDL may have made more)
+        assert len(kept) >= 4 and all(v is not None for v in kept)
+
+
+def _leaves(value: Any) -> list[Any]:
+    if isinstance(value, dict):
+        return [leaf for v in value.values() for leaf in _leaves(v)]
+    if isinstance(value, list):
+        return [leaf for v in value for leaf in _leaves(v)]
+    return [value]
