@@ -48,6 +48,9 @@ from repairs_gateway_sdk.timeutil import today_london
 log = structlog.get_logger("adaptors.kirona_drs")
 
 READS = frozenset({"checkAvailability", "selectOrder", "selectBooking"})
+# replies read as plain data (``BoundedService.call_plain``: text, not zeep's typed objects,
+# several times cheaper): the availability windows, the one call made many times a page
+PLAIN = frozenset({"checkAvailability"})
 
 
 class DRSClient:
@@ -104,7 +107,8 @@ class DRSClient:
         """One call, no session handling: raises SessionInvalid/DRSFailure or transport errors."""
         client, service = await self._ensure_client()
         request = request_for(client, operation, body)
-        return await service.call(operation, request, lambda reply: check_reply(reply, operation))
+        call = service.call_plain if operation in PLAIN else service.call
+        return await call(operation, request, lambda reply: check_reply(reply, operation))
 
     # -- sessions -----------------------------------------------------------------------
     async def session(self) -> str:

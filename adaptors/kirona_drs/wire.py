@@ -109,8 +109,10 @@ def as_london(value: Any) -> datetime | None:
     """A DRS xs:dateTime (aware, or naive London wall time) as an aware London datetime."""
     if value is None:
         return None
-    if isinstance(value, str):
-        value = datetime.fromisoformat(value)
+    if isinstance(value, str):  # text (a plain reply, or an element zeep could not place)
+        # Python 3.11's reading takes the xs:dateTime forms zeep's isodate does ("Z",
+        # offsets with or without a colon, any fraction)
+        value = datetime.fromisoformat(value.strip())
     if not isinstance(value, datetime):
         return None
     if value.tzinfo is None:

@@ -530,6 +530,37 @@ def _escape(text: str) -> bytes:
 _shapes = RequestShapes()
 
 
+XSI_NIL = "{http://www.w3.org/2001/XMLSchema-instance}nil"
+
+
+def plain_tree(el: etree._Element) -> Any:
+    """An element as plain data: a leaf -> its text (``xsi:nil`` -> None), others -> a dict
+    by local name (a name repeated -> a list). Comments and processing instructions are
+    skipped; attributes other than ``xsi:nil`` are not read."""
+    out: dict[str, Any] | None = None
+    repeated: set[str] | None = None
+    for c in el:
+        tag = c.tag
+        if type(tag) is not str:  # a comment or processing instruction
+            continue
+        name = tag[tag.rfind("}") + 1 :]  # the local name
+        value = plain_tree(c)
+        if out is None:
+            out = {name: value}
+        elif name in out:
+            if repeated is None:
+                repeated = set()
+            if name not in repeated:
+                out[name] = [out[name]]
+                repeated.add(name)
+            out[name].append(value)
+        else:
+            out[name] = value
+    if out is None:
+        return None if el.get(XSI_NIL) == "true" else el.text
+    return out
+
+
 class BoundedService:
     """Calls the operations of one SOAP service with a bounded reply and a total deadline.
 
@@ -602,7 +633,32 @@ class BoundedService:
             operation, message, headers, lambda reply: post(self._result(op, reply))
         )
 
-    def _result(self, op: Any, reply: Reply) -> Any:
+    async def call_plain(
+        self, operation: str, kwargs: dict[str, Any], post: Callable[[Any], T] = lambda r: r
+    ) -> T:
+        """``call``, with the reply read as plain data (``plain_tree`` of the body's element)
+        instead of mapped by zeep: what ``zeep.helpers.serialize_object`` makes of zeep's
+        answer, wrapped in the response element's children (``{"return": {...}}``), without
+        the schema's types - dates, numbers and booleans stay text, an element that occurs
+        once is a single value even where the schema allows many, absent elements are
+        absent - at a fraction of zeep's cost. Faults, HTTP errors and what is not a SOAP
+        envelope are refused exactly as by ``call``."""
+        message, headers = self.envelope(operation, kwargs)
+        op = self.binding.get(operation)
+        return await self.exchange(
+            operation, message, headers, lambda reply: post(self._plain_result(op, reply))
+        )
+
+    def _plain_result(self, op: Any, reply: Reply) -> Any:
+        doc = self._checked(op, reply)
+        body = doc.find("soap-env:Body", namespaces=self.binding.nsmap)
+        if body is None:
+            raise zx.XMLParseError("the reply has no SOAP body")
+        wrapper = next((c for c in body if type(c.tag) is str), None)
+        return None if wrapper is None else plain_tree(wrapper)
+
+    def _checked(self, op: Any, reply: Reply) -> etree._Element:
+        """The reply's envelope, once faults and HTTP errors are refused."""
         doc = soap_envelope(reply, self.system)
         if doc.find("soap-env:Body/soap-env:Fault", namespaces=self.binding.nsmap) is not None:
             self.binding.process_error(doc, op)  # raises zeep's Fault
@@ -610,7 +666,10 @@ class BoundedService:
             raise BackendUnavailable(
                 f"{self.system} answered HTTP {reply.status_code}", retry_after=30
             )
-        return op.process_reply(doc)
+        return doc
+
+    def _result(self, op: Any, reply: Reply) -> Any:
+        return op.process_reply(self._checked(op, reply))
 
 
 def bounded_service(
