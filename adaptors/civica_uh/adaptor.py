@@ -86,6 +86,7 @@ class CivicaUHAdaptor(AddressSource, WorksOrderSink):
         self._property: UHService | None = None
         self._repair: UHService | None = None
         self._start_lock = asyncio.Lock()
+        self._locations: list[str] | None = None  # the two WSDLs' locations
         self._sem = asyncio.Semaphore(config.max_concurrency)
         self._details = TTLCache[Details | None](config.cache_seconds, config.stale_seconds)
         self._known = TTLCache[Property](config.stale_seconds, config.stale_seconds)
@@ -115,8 +116,11 @@ class CivicaUHAdaptor(AddressSource, WorksOrderSink):
 
     async def _wsdls(self) -> tuple[Document, Document]:
         o = self.options
-        base = self.context.config_dir
-        locations = [wsdl_location(wsdl, base) for wsdl in (o.property_wsdl, o.repair_wsdl)]
+        locations = self._locations
+        if locations is None:  # worked out once (by the warm-up's prepare, before a first call)
+            base = self.context.config_dir
+            locations = [wsdl_location(wsdl, base) for wsdl in (o.property_wsdl, o.repair_wsdl)]
+            self._locations = locations
         try:
             if all(parsed(loc) for loc in locations):  # two look-ups: no tasks, no threads
                 docs = [await load_wsdl(loc, timeout=o.timeout_seconds) for loc in locations]
