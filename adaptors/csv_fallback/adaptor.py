@@ -50,6 +50,7 @@ from repairs_gateway_sdk.store import Store
 from repairs_gateway_sdk.timeutil import london, now, today_london
 
 USAGE_CACHE_SECONDS = 2.0
+PAGES_KEPT = 1024  # pages of the diary kept (cleared when full; keys are signed cursors')
 
 
 def parse_slot_key(key: str) -> tuple[datetime, datetime]:
@@ -70,6 +71,8 @@ class CsvFallbackAdaptor(AddressSource, Scheduler):
         self._index: PropertyIndex | None = None
         self._lock = asyncio.Lock()
         self._usage_cache: dict[tuple[str, Any, Any], tuple[float, dict[str, int]]] = {}
+        # pages worked out from a cached usage, kept as long as it is (see availability)
+        self._pages: dict[tuple[Any, ...], tuple[float, SlotPage]] = {}
 
     @cached_property
     def index_path(self) -> Path:
@@ -169,8 +172,18 @@ class CsvFallbackAdaptor(AddressSource, Scheduler):
         capacity = self.calendar.capacity(trade)
         if capacity <= 0 or first > last:
             return SlotPage(slots=[])
-        used = await self._usage(trade, first, last)
+        # The diary's page for a job depends on the trade, the job's length and the days,
+        # never on the property: every resident asking the same is answered from one page
+        # while the usage it was worked out from is kept (a booking here forgets both). It
+        # is used only while its first slot is still to come (else, worked out again).
+        page_key = (trade, query.job.duration_minutes, first, last, after, query.page_size)
         current = now()
+        kept = self._pages.get(page_key)
+        if kept is not None and kept[0] > time.monotonic():
+            page = kept[1]
+            if not page.slots or page.slots[0].start > current:
+                return SlotPage.model_construct(slots=list(page.slots), resume=page.resume)
+        until, used = await self._usage(trade, first, last)
         slots: list[VendorSlot] = []
         more = False
         for start, end, label, key in self.calendar.keyed_slots(
@@ -183,26 +196,36 @@ class CsvFallbackAdaptor(AddressSource, Scheduler):
             if len(slots) == query.page_size:
                 more = True
                 break
-            slots.append(VendorSlot(start=start, end=end, label=label, vendor={"key": key}))
+            # built from the calendar's own values (aware datetimes, text): nothing to check
+            slots.append(
+                VendorSlot.model_construct(start=start, end=end, label=label, vendor={"key": key})
+            )
         resume = {"after": slots[-1].vendor["key"]} if more and slots else None
-        return SlotPage(slots=slots, resume=resume)
+        if len(self._pages) >= PAGES_KEPT:
+            self._pages.clear()
+        self._pages[page_key] = (until, SlotPage.model_construct(slots=slots, resume=resume))
+        return SlotPage(slots=list(slots), resume=resume)
 
     @property
     def config_calendar(self):  # type: ignore[no-untyped-def]
         return self.options.calendar
 
-    async def _usage(self, trade: str, first: Any, last: Any) -> dict[str, int]:
-        """Places taken per slot. Cached briefly: offering a slot taken in the last moments
-        only costs a clean 409 at booking, where capacity is enforced atomically; this
-        process's own bookings clear the cache at once."""
+    async def _usage(self, trade: str, first: Any, last: Any) -> tuple[float, dict[str, int]]:
+        """Places taken per slot, and until when (monotonic) they are kept. Cached briefly:
+        offering a slot taken in the last moments only costs a clean 409 at booking, where
+        capacity is enforced atomically; this process's own bookings forget it at once."""
         key = (trade, first, last)
         hit = self._usage_cache.get(key)
         t = time.monotonic()
         if hit is not None and hit[0] > t:
-            return hit[1]
+            return hit
         used = await self._read_usage(trade, first, last)
-        self._usage_cache[key] = (t + USAGE_CACHE_SECONDS, used)
-        return used
+        kept = self._usage_cache[key] = (t + USAGE_CACHE_SECONDS, used)
+        return kept
+
+    def _forget_usage(self) -> None:
+        self._usage_cache.clear()
+        self._pages.clear()
 
     async def _read_usage(self, trade: str, first: Any, last: Any) -> dict[str, int]:
         lo = datetime.combine(first, datetime.min.time(), tzinfo=UTC) - timedelta(days=1)
@@ -318,7 +341,7 @@ class CsvFallbackAdaptor(AddressSource, Scheduler):
         trade = order.job.trade.value
         if self.options.booking_latency_ms:
             await asyncio.sleep(self.options.booking_latency_ms / 1000)
-        self._usage_cache.clear()
+        self._forget_usage()
         async with self.db.transaction() as s:
             existing = await self._booking(s, order.reference, lock=True)
             if existing is not None and existing.status == "booked":
@@ -337,13 +360,13 @@ class CsvFallbackAdaptor(AddressSource, Scheduler):
                 )
             else:
                 existing.slot_key, existing.status = key, "booked"
-        self._usage_cache.clear()  # again: a browse may have cached during the transaction
+        self._forget_usage()  # again: a browse may have cached during the transaction
         conf = self._confirmation(key, order.reference)
         return conf.model_copy(update={"label": order.slot.label})
 
     async def reschedule(self, handle: BookingHandle, slot: VendorSlot) -> BookingConfirmation:
         key = self._slot_from_vendor(slot, handle.job.duration_minutes)
-        self._usage_cache.clear()
+        self._forget_usage()
         async with self.db.transaction() as s:
             existing = await self._booking(s, handle.reference, lock=True)
             if existing is None or existing.status != "booked":
@@ -353,19 +376,19 @@ class CsvFallbackAdaptor(AddressSource, Scheduler):
             await self._take(s, existing.trade, key)
             await self._release(s, existing.trade, existing.slot_key)
             existing.slot_key = key
-        self._usage_cache.clear()
+        self._forget_usage()
         conf = self._confirmation(key, handle.reference)
         return conf.model_copy(update={"label": slot.label})
 
     async def cancel(self, handle: BookingHandle, reason: str) -> None:
-        self._usage_cache.clear()
+        self._forget_usage()
         async with self.db.transaction() as s:
             existing = await self._booking(s, handle.reference, lock=True)
             if existing is None or existing.status != "booked":
                 return
             await self._release(s, existing.trade, existing.slot_key)
             existing.status = "cancelled"
-        self._usage_cache.clear()
+        self._forget_usage()
 
     async def status(self, handle: BookingHandle) -> SchedulerStatus:
         async with self.db.session() as s:
