@@ -249,6 +249,10 @@ def test_the_diary_works_each_day_out_once() -> None:
         3,
         None,
         {1: "int key", False: "b", None: "n", 2.5: "f"},
+        {"a": "1", "b": "é\u2028\x7f", "c": ""},
+        {"a": "1", "b": 2},
+        {"a": "1", "b": "2", "c": "3", "d": "4", "e": "5"},
+        {"ключ": "значение"},
     ],
 )
 def test_compact_json_is_json_dumps(value: Any) -> None:
