@@ -50,8 +50,9 @@ vendor's share), the gateway's own time (POST minus `book`, less the audit write
 server does after the answer is sent), its write transactions (`transactions`: sessions from
 `Database.transaction`; `writes`: `Database.write`, a transaction in one go), the idempotency
 look-ups (`_replay`), the confirmation (`_confirm`), the database statements and the
-database's waits (aiosqlite thread hops, psycopg protocol waits) with their time;
-transactions, writes, statements and waits count the audit write's too (`audit` is its time).
+database's waits (aiosqlite thread hops: a statement's or a whole write's; psycopg protocol
+waits) with their time; transactions, writes, statements and waits count the audit write's
+too (`audit` is its time).
 """
 
 from __future__ import annotations
@@ -522,16 +523,17 @@ async def in_process(
         "before_cursor_execute",
         lambda *a: counts.__setitem__("statements", counts.get("statements", 0) + 1),
     )
-    owner: Any
     if rt.database.is_sqlite:
         import aiosqlite.core
 
-        owner, name = aiosqlite.core.Connection, "_execute"
+        from gateway.storage.sqlite_driver import OneHopConnection
+
+        timed(aiosqlite.core.Connection, "_execute", "database waits")  # a statement's hop
+        timed(OneHopConnection, "run_on_thread", "database waits")  # a write's one hop
     else:
         import psycopg
 
-        owner, name = psycopg.AsyncConnection, "wait"
-    timed(owner, name, "database waits")
+        timed(psycopg.AsyncConnection, "wait", "database waits")
     key = await rt.keys.create("bench", [COUNCIL], "frontend", 1_000_000)
     samples: list[dict[str, float]] = []
     base = f"/v1/councils/{COUNCIL}"

@@ -6,7 +6,9 @@ class: the same code and migrations run on each and the storage tests run agains
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -20,7 +22,9 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, create_engine, event, pool, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
@@ -160,7 +164,9 @@ class Database:
 
             kwargs["module"] = dbapi()  # one thread hop per statement (sqlite_driver.py)
         else:
-            kwargs.update(pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+            # no pool_pre_ping (a round trip on every checkout): a connection is pinged only
+            # when it comes out of the pool after sitting idle (``_ping_if_idle``)
+            kwargs.update(pool_size=pool_size, max_overflow=pool_size)
         # hide_parameters: a database error's text must never carry what a resident submitted
         self.engine: AsyncEngine = create_async_engine(
             async_url(url), hide_parameters=True, **kwargs
@@ -168,7 +174,32 @@ class Database:
         if self.is_sqlite:
             event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
             event.listen(self.engine.sync_engine, "begin", _sqlite_begin)
+        else:
+            event.listen(self.engine.sync_engine, "checkin", _note_checkin)
+            event.listen(self.engine.sync_engine, "checkout", self._ping_if_idle)
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
+        self._write_conn: tuple[asyncio.AbstractEventLoop, AsyncConnection] | None = None
+
+    # A pooled PostgreSQL connection idle for longer than this is pinged before use.
+    ping_after_idle_seconds = 5.0
+
+    def _ping_if_idle(self, dbapi_conn: Any, record: Any, _proxy: Any) -> None:
+        """Pessimistic disconnect handling, only where it pays. ``pool_pre_ping`` would cost a
+        round trip on every checkout (three a booking) to guard against connections the
+        server dropped while they sat in the pool: a restart or failover, an idle timeout, a
+        proxy or firewall forgetting the socket. All of those strike idle connections; one
+        used a moment ago is as alive as a ping would find it, and if the server goes away
+        anyway (mid-transaction, where no ping helps either) SQLAlchemy invalidates the whole
+        pool on the first disconnect error, so the connections checked out after it are
+        fresh. A connection idle longer than ``ping_after_idle_seconds`` is pinged; a dead one
+        is replaced before the caller sees it (DisconnectionError: the pool reconnects)."""
+        since = record.info.get(_CHECKED_IN)
+        if since is None or time.monotonic() - since < self.ping_after_idle_seconds:
+            return  # new, or used a moment ago
+        try:
+            self.engine.dialect.do_ping(dbapi_conn)
+        except Exception as exc:
+            raise DisconnectionError("connection found dead after sitting idle") from exc
 
     def migrate(self) -> None:
         migrate(self.url)
@@ -200,24 +231,57 @@ class Database:
         ``fn`` runs as ``run_sync`` on an async connection: the same round trips as a
         session's, without the session. Statement events (tracing) fire as for any other
         statement."""
-        async with self.engine.connect() as conn:
-            if not self.is_sqlite:
-                async with conn.begin():
-                    return await conn.run_sync(fn)
-            sync = conn.sync_connection
-            assert sync is not None
-            sync.execution_options(sqlite_immediate=True)
+        if not self.is_sqlite:
+            async with self.engine.connect() as pg, pg.begin():
+                return await pg.run_sync(fn)
+        conn = await self._writer()
+        sync = conn.sync_connection
+        assert sync is not None
+
+        def transaction() -> T:
+            with sync.begin():
+                return fn(sync)
+
+        try:
             dbapi_conn: Any = sync.connection.dbapi_connection
-
-            def transaction() -> T:
-                with sync.begin():
-                    return fn(sync)
-
-            if not hasattr(dbapi_conn, "run_on_thread"):  # another SQLite driver
-                async with conn.begin():
-                    return await conn.run_sync(fn)
             result: T = await dbapi_conn.run_on_thread(transaction)
-            return result
+        except Exception:
+            if sync.invalidated or sync.closed or sync.in_transaction():
+                await self._close_writer()  # not in a state to be used again: a fresh one
+            raise
+        return result
+
+    async def _writer(self) -> AsyncConnection:
+        """SQLite's writes (``write``) go through one connection kept for them, its
+        transactions queued on its thread and run there back to back: SQLite has one writer
+        anyway, and this process's writes then neither take a pool checkout nor wait in
+        SQLite's busy handler for each other (it sleeps 1, 2, 5, 10 ms... between tries).
+        Writers elsewhere (sessions, other processes) still meet the busy handler. One per
+        event loop; ``dispose`` closes it."""
+        loop = asyncio.get_running_loop()
+        if self._write_conn is not None and self._write_conn[0] is loop:
+            return self._write_conn[1]
+        conn = await self.engine.connect()
+        if self._write_conn is not None and self._write_conn[0] is loop:
+            await conn.close()  # another write opened it meanwhile
+            return self._write_conn[1]
+        sync = conn.sync_connection
+        assert sync is not None
+        sync.execution_options(sqlite_immediate=True)
+        dbapi_conn: Any = sync.connection.dbapi_connection
+        if not hasattr(dbapi_conn, "run_on_thread"):
+            await conn.close()
+            raise RuntimeError("Database.write on SQLite needs gateway.storage.sqlite_driver")
+        self._write_conn = (loop, conn)
+        return conn
+
+    async def _close_writer(self) -> None:
+        held, self._write_conn = self._write_conn, None
+        if held is not None and held[0] is asyncio.get_running_loop():
+            try:
+                await held[1].close()
+            except Exception as exc:  # noqa: BLE001 - it is being let go either way
+                log.warning("storage.writer_close_failed", exc_info=exc)
 
     async def ping(self) -> None:
         async with self.engine.connect() as conn:
@@ -228,7 +292,16 @@ class Database:
             return await conn.run_sync(_schema_state)
 
     async def dispose(self) -> None:
+        await self._close_writer()
         await self.engine.dispose()
+
+
+_CHECKED_IN = "gateway_checked_in"
+
+
+def _note_checkin(_dbapi_conn: Any, record: Any) -> None:
+    if record is not None:
+        record.info[_CHECKED_IN] = time.monotonic()
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:

@@ -37,6 +37,11 @@ from sqlalchemy.util.concurrency import await_
 
 T = TypeVar("T")
 
+
+class _Skipped(Exception):
+    """A handed-over function whose caller was cancelled before it started."""
+
+
 # (description, rowcount, lastrowid, rows or None, still in a transaction)
 _Outcome = tuple[Any, int, int | None, list[Any] | None, bool]
 
@@ -167,16 +172,26 @@ class OneHopConnection(AsyncAdapt_aiosqlite_connection):
 
     async def run_on_thread(self, fn: Callable[[], T]) -> T:
         """Run ``fn`` on this connection's thread, in one hop: its statements (through this
-        connection's cursors), commit and rollback call sqlite3 there directly. The caller
-        holds the connection checked out and does not touch it meanwhile; ``fn`` runs with the
-        caller's context variables (trace spans). A caller cancelled meanwhile waits for
-        ``fn`` to finish before the connection can go back to the pool (``fn`` is a short
-        transaction; it cannot be interrupted on the thread anyway), then is cancelled."""
+        connection's cursors), commit and rollback call sqlite3 there directly. Calls queue
+        on the thread and run one after another, each to its end, without going back to the
+        event loop in between; the loop side must not use the connection meanwhile. ``fn``
+        runs with the caller's context variables (trace spans). A caller cancelled before
+        ``fn`` has started skips it; one cancelled while it runs waits for it to finish (it
+        cannot be interrupted there); either way the caller is then cancelled."""
         ctx = contextvars.copy_context()
-        future = asyncio.ensure_future(self._connection._execute(ctx.run, fn))
+        skip: list[bool] = []
+
+        def run() -> T:
+            if skip:
+                raise _Skipped
+            return ctx.run(fn)
+
+        future = asyncio.get_running_loop().create_future()
+        self._connection._tx.put_nowait((future, run))
         try:
             return await asyncio.shield(future)
         except asyncio.CancelledError:
+            skip.append(True)
             while not future.done():
                 try:
                     await asyncio.wait([future])

@@ -285,15 +285,24 @@ async def test_a_write_on_sqlite_is_one_hand_off_with_its_statements_seen(
 
     import aiosqlite.core
 
+    from gateway.storage.sqlite_driver import OneHopConnection
+
     hops = 0
-    execute = aiosqlite.core.Connection._execute
+    execute = aiosqlite.core.Connection._execute  # a hop of a statement, commit, rollback
+    run_on_thread = OneHopConnection.run_on_thread  # a hop of a whole function
 
     async def counted(self, fn, *args, **kwargs):  # type: ignore[no-untyped-def]
         nonlocal hops
         hops += 1
         return await execute(self, fn, *args, **kwargs)
 
+    async def counted_run(self, fn):  # type: ignore[no-untyped-def]
+        nonlocal hops
+        hops += 1
+        return await run_on_thread(self, fn)
+
     monkeypatch.setattr(aiosqlite.core.Connection, "_execute", counted)
+    monkeypatch.setattr(OneHopConnection, "run_on_thread", counted_run)
     await sqlite_db.write(_insert("warm"))  # a first connection (its set-up hops)
     where = contextvars.ContextVar("where", default="")
     seen: list[tuple[str, str]] = []
@@ -321,7 +330,7 @@ async def test_a_write_on_sqlite_is_one_hand_off_with_its_statements_seen(
         assert (await s.execute(select(THINGS.c.n).where(THINGS.c.name == "x"))).scalar() == 2
 
 
-async def test_a_cancelled_write_finishes_before_its_connection_is_reused(
+async def test_a_cancelled_write_finishes_before_the_next_one(
     sqlite_db: Database,
 ) -> None:
     started = threading.Event()
@@ -346,6 +355,36 @@ async def test_a_cancelled_write_finishes_before_its_connection_is_reused(
     assert [tuple(x) for x in rows] == [("slow", 2), ("after", 1)]
 
 
+async def test_a_write_cancelled_before_it_started_is_skipped(sqlite_db: Database) -> None:
+    started, release = threading.Event(), threading.Event()
+
+    def held(conn):  # type: ignore[no-untyped-def]
+        conn.execute(THINGS.insert().values(name="held", n=1))
+        started.set()
+        assert release.wait(5)
+
+    first = asyncio.create_task(sqlite_db.write(held))
+    assert await asyncio.to_thread(started.wait, 5)
+    queued = asyncio.create_task(sqlite_db.write(_insert("queued")))  # behind the first
+    await asyncio.sleep(0.05)
+    queued.cancel()
+    await asyncio.sleep(0.05)  # its cancellation is seen before the thread comes to it
+    release.set()
+    with pytest.raises(asyncio.CancelledError):
+        await queued
+    await first
+    async with sqlite_db.session() as s:
+        assert (await s.execute(select(THINGS.c.name))).scalars().all() == ["held"]
+
+
+async def test_writes_share_one_connection_opened_once(sqlite_db: Database) -> None:
+    got = await asyncio.gather(*(sqlite_db.write(_insert(f"w{i}")) for i in range(6)))
+    assert sorted(got) == [1, 2, 3, 4, 5, 6]
+    assert sqlite_db.engine.pool.checkedout() == 1  # type: ignore[attr-defined]  # the writer
+    await sqlite_db.dispose()
+    assert sqlite_db.engine.pool.checkedout() == 0  # type: ignore[attr-defined]
+
+
 def test_what_a_confirmation_sets_off_keeps_each_items_columns() -> None:
     from datetime import timedelta
 
@@ -365,3 +404,48 @@ def test_what_a_confirmation_sets_off_keeps_each_items_columns() -> None:
     assert all("id" not in r and "created_at" not in r for r in rows)  # the table's defaults
     with pytest.raises(TypeError):
         follow_on.add(Repair())
+
+
+# -- PostgreSQL: a ping only after sitting idle --------------------------------------------------
+async def test_a_postgres_connection_is_pinged_only_after_sitting_idle(
+    postgres_admin_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import uuid
+
+    from sqlalchemy import create_engine
+    from sqlalchemy.pool import NullPool
+
+    from gateway.storage.database import sync_url
+    from tests.pg import create_database
+
+    url = create_database(postgres_admin_url, f"t_{uuid.uuid4().hex[:12]}")
+    db = Database(url)
+    db.ping_after_idle_seconds = 0.3
+    pings = 0
+    do_ping = db.engine.dialect.do_ping
+
+    def counted(dbapi_conn):  # type: ignore[no-untyped-def]
+        nonlocal pings
+        pings += 1
+        return do_ping(dbapi_conn)
+
+    monkeypatch.setattr(db.engine.dialect, "do_ping", counted)
+
+    async def backend() -> int:
+        async with db.session() as s:
+            return int((await s.execute(text("SELECT pg_backend_pid()"))).scalar_one())
+
+    try:
+        first = await backend()
+        assert await backend() == first and pings == 0  # new, then used a moment ago
+        await asyncio.sleep(0.4)
+        assert await backend() == first and pings == 1  # idle: pinged, alive
+        killer = create_engine(sync_url(url), poolclass=NullPool)  # not from the pool
+        with killer.connect() as other:  # the server drops the pooled connection
+            other.execute(text("SELECT pg_terminate_backend(:p)"), {"p": first})
+        killer.dispose()
+        await asyncio.sleep(0.4)
+        replaced = await backend()  # no error: the dead one was replaced at checkout
+        assert replaced != first and pings == 2
+    finally:
+        await db.dispose()
