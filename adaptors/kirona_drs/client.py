@@ -49,8 +49,9 @@ log = structlog.get_logger("adaptors.kirona_drs")
 
 READS = frozenset({"checkAvailability", "selectOrder", "selectBooking"})
 # replies read as plain data (``BoundedService.call_plain``: text, not zeep's typed objects,
-# several times cheaper): the availability windows, the one call made many times a page
-PLAIN = frozenset({"checkAvailability"})
+# several times cheaper): the availability windows, the one call made many times a page,
+# and the session a council's first call opens (only its status and id are read)
+PLAIN = frozenset({"checkAvailability", "openSession"})
 
 
 class DRSClient:

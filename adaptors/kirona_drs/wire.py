@@ -78,7 +78,10 @@ EXISTS_WORDS = ("already exist", "duplicate")
 
 def check_reply(reply: Any, operation: str) -> dict[str, Any]:
     """The ``return`` of a reply as plain data; raises on failure/error statuses."""
-    data = serialize_object(reply, dict) if reply is not None else None
+    if type(reply) is dict:  # plain data already (BoundedService.call_plain)
+        data: Any = reply
+    else:
+        data = serialize_object(reply, dict) if reply is not None else None
     if isinstance(data, dict) and "return" in data and len(data) == 1:
         data = data["return"]
     if not isinstance(data, dict):

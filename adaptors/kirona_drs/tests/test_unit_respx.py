@@ -449,3 +449,35 @@ async def test_availability_replies_read_as_plain_data_give_zeeps_slots(inner: s
             if status == "success" and inner:
                 assert zeeps[1]  # slots were read
     # (one difference: zeep fails on a comment inside the reply, the plain reading skips it)
+
+
+async def test_open_session_replies_read_as_plain_data_give_zeeps_answer() -> None:
+    """openSession's reply is read as plain text too: the same session id, the same refusals."""
+    from adaptors.kirona_drs.wire import check_reply
+    from repairs_gateway_sdk import replies, soap
+
+    doc = await soap.load_wsdl(str(SUBSET_WSDL), timeout=5)
+    async with soap.client_for(5.0) as http:
+        service = soap.bounded_service(
+            doc, http, endpoint=ENDPOINT, system="DRS", timeout=5, max_reply_bytes=2**20
+        )
+        op = service.binding.get("openSession")
+        cases = [
+            ("<sessionId>S-123 &amp; 4</sessionId>", "success", ""),
+            ("", "success", ""),
+            ("", "failure", "Invalid login or password"),
+            ("<sessionId>x</sessionId>", "error", "Database unavailable"),
+        ]
+        for inner, status, message in cases:
+            r = reply("openSession", inner, status, message)
+            answer = replies.Reply(r.status_code, r.headers, r.content)
+            outcomes = []
+            for read in (service._result, service._plain_result):
+                try:
+                    data = check_reply(read(op, answer), "openSession")
+                    got: Any = (data.get("status"), data.get("sessionId") or None)
+                except Exception as exc:  # noqa: BLE001 - compared below
+                    got = (type(exc), str(exc))
+                outcomes.append(got)
+            assert outcomes[0] == outcomes[1], inner
+        assert outcomes[0][0] is not None
