@@ -36,7 +36,7 @@ from repairs_gateway_sdk.errors import (
     SlotUnavailable,
 )
 
-__version__ = "1.0.0"
+__version__ = "1.1.0"
 
 __all__ = [
     "CAPABILITIES",
