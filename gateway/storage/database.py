@@ -159,14 +159,17 @@ class Database:
             db_path = make_url(url).database
             if db_path and db_path != ":memory:":
                 Path(db_path).parent.mkdir(parents=True, exist_ok=True)
-            kwargs["connect_args"] = {"timeout": 30}
+            # used from the event loop's thread too (run_here), one caller at a time
+            kwargs["connect_args"] = {"timeout": 30, "check_same_thread": False}
             from gateway.storage.sqlite_driver import dbapi
 
             kwargs["module"] = dbapi()  # one thread hop per statement (sqlite_driver.py)
         else:
             # no pool_pre_ping (a round trip on every checkout): a connection is pinged only
-            # when it comes out of the pool after sitting idle (``_ping_if_idle``)
-            kwargs.update(pool_size=pool_size, max_overflow=pool_size)
+            # when it comes out of the pool after sitting idle (``_ping_if_idle``); the pool
+            # hands out the connection used last (LIFO), so at a few requests a second one
+            # connection stays warm instead of all of them taking turns and each going idle
+            kwargs.update(pool_size=pool_size, max_overflow=pool_size, pool_use_lifo=True)
         # hide_parameters: a database error's text must never carry what a resident submitted
         self.engine: AsyncEngine = create_async_engine(
             async_url(url), hide_parameters=True, **kwargs
@@ -179,6 +182,7 @@ class Database:
             event.listen(self.engine.sync_engine, "checkout", self._ping_if_idle)
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
         self._write_conn: tuple[asyncio.AbstractEventLoop, AsyncConnection] | None = None
+        self._writes = 0
 
     # A pooled PostgreSQL connection idle for longer than this is pinged before use.
     ping_after_idle_seconds = 5.0
@@ -225,12 +229,15 @@ class Database:
         ``Connection`` (Core statements, no awaits), committed when it returns and rolled
         back when it raises; its answer is returned.
 
-        On SQLite the whole transaction (BEGIN IMMEDIATE, ``fn``'s statements, COMMIT) runs on
-        the connection's aiosqlite thread in one hand-off (sqlite_driver.py), instead of a
-        hand-off for every statement and the commit as in ``transaction()``. On PostgreSQL
-        ``fn`` runs as ``run_sync`` on an async connection: the same round trips as a
-        session's, without the session. Statement events (tracing) fire as for any other
-        statement."""
+        On SQLite the whole transaction (BEGIN IMMEDIATE, ``fn``'s statements, COMMIT) runs
+        on one connection kept for writes (``_writer``): right here on the event loop when
+        SQLite's write lock is free this instant and nothing is queued for the connection
+        (``run_here``: no thread hand-off at all; it never waits for a lock or checkpoints
+        there), otherwise on the connection's aiosqlite thread in one hand-off, where it
+        waits for the lock (sqlite_driver.py); ``transaction()`` hands over every statement
+        and the commit. On PostgreSQL ``fn`` runs as ``run_sync`` on an async connection:
+        the same round trips as a session's, without the session. Statement events
+        (tracing) fire as for any other statement."""
         if not self.is_sqlite:
             async with self.engine.connect() as pg, pg.begin():
                 return await pg.run_sync(fn)
@@ -244,7 +251,22 @@ class Database:
 
         try:
             dbapi_conn: Any = sync.connection.dbapi_connection
-            result: T = await dbapi_conn.run_on_thread(transaction)
+            self._writes += 1
+            checkpoint = self._writes % CHECKPOINT_EVERY == 0
+            if not checkpoint:  # here on the event loop if SQLite's write lock is free
+                done, answer = dbapi_conn.run_here(transaction, BUSY_TIMEOUT_MS)
+                if done:
+                    return answer  # type: ignore[no-any-return]
+            raw = dbapi_conn._connection._conn
+
+            def on_thread() -> T:
+                try:
+                    return transaction()
+                finally:
+                    if checkpoint:  # the WAL back into the database file, off the loop
+                        raw.execute("PRAGMA wal_checkpoint(PASSIVE)")
+
+            result: T = await dbapi_conn.run_on_thread(on_thread)
         except Exception:
             if sync.invalidated or sync.closed or sync.in_transaction():
                 await self._close_writer()  # not in a state to be used again: a fresh one
@@ -272,7 +294,12 @@ class Database:
         if not hasattr(dbapi_conn, "run_on_thread"):
             await conn.close()
             raise RuntimeError("Database.write on SQLite needs gateway.storage.sqlite_driver")
-        self._write_conn = (loop, conn)
+        # its commits never checkpoint the WAL by themselves (one made on the event loop
+        # would block it for the checkpoint's fsync): every CHECKPOINT_EVERY-th write does,
+        # on the thread; other connections' commits keep SQLite's automatic checkpoints
+        raw = dbapi_conn._connection._conn
+        self._write_conn = (loop, conn)  # before the hop: a write meanwhile queues behind it
+        await dbapi_conn.run_on_thread(lambda: raw.execute("PRAGMA wal_autocheckpoint=0"))
         return conn
 
     async def _close_writer(self) -> None:
@@ -304,13 +331,17 @@ def _note_checkin(_dbapi_conn: Any, record: Any) -> None:
         record.info[_CHECKED_IN] = time.monotonic()
 
 
+BUSY_TIMEOUT_MS = 30_000  # SQLite waits this long for another writer (busy_timeout)
+CHECKPOINT_EVERY = 64  # writes on the kept connection between its WAL checkpoints
+
+
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     # Let SQLAlchemy's "begin" event issue BEGIN itself (pysqlite's implicit BEGIN is
     # deferred and cannot be made IMMEDIATE).
     dbapi_conn.isolation_level = None
     cur = dbapi_conn.cursor()
     cur.execute("PRAGMA journal_mode=WAL")
-    cur.execute("PRAGMA busy_timeout=30000")
+    cur.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
     cur.execute("PRAGMA synchronous=NORMAL")
     cur.close()
 

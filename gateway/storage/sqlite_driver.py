@@ -158,7 +158,7 @@ class OneHopCursor(AsyncAdapt_aiosqlite_cursor):
 
 
 class OneHopConnection(AsyncAdapt_aiosqlite_connection):
-    __slots__ = ("_maybe_in_transaction", "_begin", "_thread_ident")
+    __slots__ = ("_maybe_in_transaction", "_begin", "_thread_ident", "_queued", "_begun_here")
     _cursor_cls = OneHopCursor
 
     def __init__(self, dbapi: Any, connection: Any) -> None:
@@ -169,6 +169,8 @@ class OneHopConnection(AsyncAdapt_aiosqlite_connection):
         self._begin: str | None = None
         # the aiosqlite thread: a cursor, commit or rollback called there runs directly
         self._thread_ident: int | None = connection._thread.ident
+        self._queued = 0  # run_on_thread calls handed over and not finished
+        self._begun_here = False  # run_here began the transaction SQLAlchemy is beginning
 
     async def run_on_thread(self, fn: Callable[[], T]) -> T:
         """Run ``fn`` on this connection's thread, in one hop: its statements (through this
@@ -187,6 +189,7 @@ class OneHopConnection(AsyncAdapt_aiosqlite_connection):
             return ctx.run(fn)
 
         future = asyncio.get_running_loop().create_future()
+        self._queued += 1
         self._connection._tx.put_nowait((future, run))
         try:
             return await asyncio.shield(future)
@@ -200,10 +203,46 @@ class OneHopConnection(AsyncAdapt_aiosqlite_connection):
             if not future.cancelled():
                 future.exception()  # retrieved: the caller is cancelled whatever it was
             raise
+        finally:
+            self._queued -= 1
+
+    def run_here(self, fn: Callable[[], T], busy_timeout_ms: int) -> tuple[bool, T | None]:
+        """Run the write transaction ``fn`` on the calling thread (the event loop), no hop at
+        all, when that cannot wait: nothing is handed over to this connection's thread, and
+        SQLite's write lock is free this instant (BEGIN IMMEDIATE with no busy wait). Then
+        ``fn``'s statements and its COMMIT run here (their SQLite work is microseconds; the
+        SQLAlchemy work around them holds the GIL on the thread too). (True, its answer); or
+        (False, None) with nothing done: the lock is taken, so hand it over
+        (``run_on_thread``) to wait there. ``busy_timeout_ms``: the connection's own, put
+        back after the try."""
+        if self._queued or self._maybe_in_transaction:
+            return False, None
+        raw: sqlite3.Connection = self._connection._conn
+        raw.execute("PRAGMA busy_timeout=0")
+        try:
+            raw.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError:  # SQLITE_BUSY: another writer holds the lock
+            return False, None
+        finally:
+            raw.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
+        self._maybe_in_transaction = self._begun_here = True
+        on_thread, self._thread_ident = self._thread_ident, threading.get_ident()
+        try:
+            return True, fn()
+        finally:
+            self._thread_ident = on_thread
+            self._begun_here = False
+            if raw.in_transaction:  # fn did not commit or roll back: nothing is kept
+                raw.rollback()
+            self._maybe_in_transaction = False
 
     def begin_with_next_statement(self, begin: str) -> None:
         """Send ``begin`` (BEGIN or BEGIN IMMEDIATE) in the hop of the next statement: a
-        transaction's BEGIN costs no hop of its own, and one with no statement none at all."""
+        transaction's BEGIN costs no hop of its own, and one with no statement none at all.
+        Nothing when ``run_here`` has just begun it."""
+        if self._begun_here:
+            self._begun_here = False
+            return
         self._begin = begin
 
     def rollback(self) -> None:

@@ -277,33 +277,47 @@ async def test_writes_and_sessions_take_turns(any_db: Database) -> None:
         assert (await s.execute(select(THINGS.c.n).where(THINGS.c.name == "k"))).scalar() == 16
 
 
-async def test_a_write_on_sqlite_is_one_hand_off_with_its_statements_seen(
-    sqlite_db: Database, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    import contextvars
-    import threading
-
+@pytest.fixture
+def hops(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Each hand-off to a SQLite connection's thread: a statement's, commit's or rollback's
+    (aiosqlite's _execute) or a whole function's (run_on_thread)."""
     import aiosqlite.core
 
     from gateway.storage.sqlite_driver import OneHopConnection
 
-    hops = 0
-    execute = aiosqlite.core.Connection._execute  # a hop of a statement, commit, rollback
-    run_on_thread = OneHopConnection.run_on_thread  # a hop of a whole function
+    seen: list[str] = []
+    execute = aiosqlite.core.Connection._execute
+    run_on_thread = OneHopConnection.run_on_thread
 
     async def counted(self, fn, *args, **kwargs):  # type: ignore[no-untyped-def]
-        nonlocal hops
-        hops += 1
+        seen.append("statement")
         return await execute(self, fn, *args, **kwargs)
 
     async def counted_run(self, fn):  # type: ignore[no-untyped-def]
-        nonlocal hops
-        hops += 1
+        seen.append("function")
         return await run_on_thread(self, fn)
 
     monkeypatch.setattr(aiosqlite.core.Connection, "_execute", counted)
     monkeypatch.setattr(OneHopConnection, "run_on_thread", counted_run)
-    await sqlite_db.write(_insert("warm"))  # a first connection (its set-up hops)
+    return seen
+
+
+def _on_the_thread_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    """As when SQLite's write lock is taken: every write is handed over to the thread."""
+    from gateway.storage.sqlite_driver import OneHopConnection
+
+    monkeypatch.setattr(OneHopConnection, "run_here", lambda self, fn, busy: (False, None))
+
+
+@pytest.mark.parametrize("lock", ["free", "taken"])
+async def test_a_write_on_sqlite_is_here_or_one_hand_off_with_its_statements_seen(
+    sqlite_db: Database, hops: list[str], monkeypatch: pytest.MonkeyPatch, lock: str
+) -> None:
+    import contextvars
+
+    if lock == "taken":
+        _on_the_thread_only(monkeypatch)
+    await sqlite_db.write(_insert("warm"))  # the kept connection opened (its set-up hops)
     where = contextvars.ContextVar("where", default="")
     seen: list[tuple[str, str]] = []
 
@@ -321,18 +335,56 @@ async def test_a_write_on_sqlite_is_one_hand_off_with_its_statements_seen(
         return conn.execute(select(THINGS.c.n).where(THINGS.c.name == "x")).scalar_one()
 
     where.set("request")
-    hops = 0
+    hops.clear()
     assert await sqlite_db.write(three) == 2
-    assert hops == 1  # BEGIN IMMEDIATE, three statements and COMMIT in one hand-off
-    assert threads and threads[0] != loop_thread
+    if lock == "free":  # BEGIN IMMEDIATE, three statements and COMMIT here, on the loop
+        assert hops == [] and threads == [loop_thread]
+    else:  # ... or in one hand-off to the connection's thread
+        assert hops == ["function"] and threads[0] != loop_thread
     assert seen == [("INSERT", "request"), ("UPDATE", "request"), ("SELECT", "request")]
     async with sqlite_db.session() as s:  # committed, and the pool's connection is clean
         assert (await s.execute(select(THINGS.c.n).where(THINGS.c.name == "x"))).scalar() == 2
 
 
-async def test_a_cancelled_write_finishes_before_the_next_one(
-    sqlite_db: Database,
+async def test_a_write_waits_on_the_thread_while_another_writer_holds_the_lock(
+    sqlite_db: Database, hops: list[str]
 ) -> None:
+    await sqlite_db.write(_insert("warm"))
+    hops.clear()
+    async with sqlite_db.transaction() as s:  # another connection takes the write lock
+        await s.execute(THINGS.insert().values(name="first", n=1))
+        hops.clear()
+        waiting = asyncio.create_task(sqlite_db.write(_insert("second")))
+        await asyncio.sleep(0.2)
+        assert not waiting.done() and hops == ["function"]  # handed over, waiting there
+    assert await asyncio.wait_for(waiting, 10) == 3
+    async with sqlite_db.session() as s:
+        names = (await s.execute(select(THINGS.c.name).order_by(THINGS.c.id))).scalars().all()
+    assert names == ["warm", "first", "second"]
+    hops.clear()
+    await sqlite_db.write(_insert("third"))  # the lock is free again: here
+    assert hops == []
+
+
+async def test_every_so_many_writes_checkpoint_on_the_thread(
+    sqlite_db: Database, hops: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from gateway.storage import database
+
+    monkeypatch.setattr(database, "CHECKPOINT_EVERY", 4)
+    await sqlite_db.write(_insert("warm"))
+    hops.clear()
+    for i in range(8):
+        await sqlite_db.write(_insert(f"w{i}"))
+    assert hops.count("function") == 2  # writes 4 and 8, with PRAGMA wal_checkpoint
+    async with sqlite_db.session() as s:
+        assert len((await s.execute(select(THINGS.c.id))).all()) == 9
+
+
+async def test_a_cancelled_write_finishes_before_the_next_one(
+    sqlite_db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _on_the_thread_only(monkeypatch)
     started = threading.Event()
 
     def slow(conn):  # type: ignore[no-untyped-def]
@@ -355,7 +407,10 @@ async def test_a_cancelled_write_finishes_before_the_next_one(
     assert [tuple(x) for x in rows] == [("slow", 2), ("after", 1)]
 
 
-async def test_a_write_cancelled_before_it_started_is_skipped(sqlite_db: Database) -> None:
+async def test_a_write_cancelled_before_it_started_is_skipped(
+    sqlite_db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _on_the_thread_only(monkeypatch)
     started, release = threading.Event(), threading.Event()
 
     def held(conn):  # type: ignore[no-untyped-def]
@@ -447,5 +502,12 @@ async def test_a_postgres_connection_is_pinged_only_after_sitting_idle(
         await asyncio.sleep(0.4)
         replaced = await backend()  # no error: the dead one was replaced at checkout
         assert replaced != first and pings == 2
+        # two connections in the pool: one at a time, the last used is used again (LIFO),
+        # so the other sits idle rather than both taking turns and each going stale
+        async with db.session() as a, db.session() as b:
+            await a.execute(text("SELECT 1"))
+            await b.execute(text("SELECT 1"))
+        used = {await backend() for _ in range(4)}
+        assert len(used) == 1 and pings == 2
     finally:
         await db.dispose()
