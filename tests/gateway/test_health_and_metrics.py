@@ -149,7 +149,9 @@ async def test_outbox_by_state_in_health_and_metrics(tmp_path: Path) -> None:
                 .where(OutboxItem.kind == "booking.compensate")
                 .values(next_attempt_at=now().replace(year=now().year - 1))
             )
-        gw.runtime.outbox_monitor.snapshot = None  # read every few seconds; look afresh
+        # read every few seconds in the background: read afresh, after any read already
+        # running (one that began before the writes above would otherwise be what is shown)
+        await gw.runtime.outbox_monitor.current(max_age=0)
         health = await _health(gw.client_for(None))
         outbox = health["checks"]["outbox"][0]
         assert outbox["status"] == "warn"
