@@ -15,7 +15,6 @@ from typing import Any
 
 import structlog
 import zeep.exceptions as zx
-from lxml import etree
 
 from repairs_gateway_sdk.errors import (
     BackendAuthFailed,
@@ -24,7 +23,13 @@ from repairs_gateway_sdk.errors import (
     GatewayError,
 )
 from repairs_gateway_sdk.replies import Reply
-from repairs_gateway_sdk.soap import BoundedService, map_soap_error, retry_reads, soap_envelope
+from repairs_gateway_sdk.soap import (
+    BoundedService,
+    map_soap_error,
+    plain_tree,
+    retry_reads,
+    soap_envelope,
+)
 
 log = structlog.get_logger("adaptors.civica_uh")
 SYSTEM = "Civica UH"
@@ -94,34 +99,6 @@ def items(obj: Any, array: str, item: str) -> list[Any]:
 
 
 SOAP_ENV = "{http://schemas.xmlsoap.org/soap/envelope/}"
-XSI_NIL = "{http://www.w3.org/2001/XMLSchema-instance}nil"
-
-
-def to_tree(el: etree._Element) -> Any:
-    """An element as plain data: leaves -> text (nil -> None), others -> dict by local name
-    (repeated names -> list). Unknown elements are simply carried; missing ones read None."""
-    out: dict[str, Any] | None = None
-    repeated: set[str] | None = None
-    for c in el:
-        tag = c.tag
-        if type(tag) is not str:  # a comment or processing instruction
-            continue
-        name = tag[tag.rfind("}") + 1 :]  # the local name, as etree.QName(c).localname
-        value = to_tree(c)
-        if out is None:
-            out = {name: value}
-        elif name in out:
-            if repeated is None:
-                repeated = set()
-            if name not in repeated:
-                out[name] = [out[name]]
-                repeated.add(name)
-            out[name].append(value)
-        else:
-            out[name] = value
-    if out is None:
-        return None if el.get(XSI_NIL) == "true" else el.text
-    return out
 
 
 def parse_reply(reply: Reply) -> Any:
@@ -145,7 +122,7 @@ def parse_reply(reply: Reply) -> Any:
     if wrapper is None:
         raise zx.XMLParseError("the reply's SOAP body is empty")
     result = next((c for c in wrapper if isinstance(c.tag, str)), None)
-    tree = None if result is None else to_tree(result)
+    tree = None if result is None else plain_tree(result)
     return tree if isinstance(tree, dict) else {}
 
 
