@@ -396,6 +396,35 @@ def test_order_comments_fit_drs_and_keep_alert_codes() -> None:
     assert len(long) == 255 and long.startswith("ALERTS: ASB,PAIRS | leak")
 
 
+async def both_readings(
+    operation: str, cases: list[tuple[str, str, str]], extract: Any
+) -> list[tuple[Any, Any]]:
+    """For each (inner XML, status, message): ``extract`` of the reply read by zeep's typed
+    mapping and by the plain reading (``BoundedService.call_plain``), or what each raised."""
+    from adaptors.kirona_drs.wire import check_reply
+    from repairs_gateway_sdk import replies, soap
+
+    doc = await soap.load_wsdl(str(SUBSET_WSDL), timeout=5)
+    pairs = []
+    async with soap.client_for(5.0) as http:
+        service = soap.bounded_service(
+            doc, http, endpoint=ENDPOINT, system="DRS", timeout=5, max_reply_bytes=2**20
+        )
+        op = service.binding.get(operation)
+        for inner, status, message in cases:
+            r = reply(operation, inner, status, message)
+            answer = replies.Reply(r.status_code, r.headers, r.content)
+            outcomes = []
+            for read in (service._result, service._plain_result):
+                try:
+                    got: Any = extract(check_reply(read(op, answer), operation))
+                except Exception as exc:  # noqa: BLE001 - compared by the caller
+                    got = (type(exc), str(exc))
+                outcomes.append(got)
+            pairs.append((outcomes[0], outcomes[1]))
+    return pairs
+
+
 @pytest.mark.parametrize(
     "inner",
     [
@@ -424,60 +453,31 @@ async def test_availability_replies_read_as_plain_data_give_zeeps_slots(inner: s
     """checkAvailability replies are read as plain text (BoundedService.call_plain), not
     mapped by zeep: the slots (and the status checks) are the same as from zeep's objects."""
     from adaptors.kirona_drs.availability import slots_from_reply
-    from adaptors.kirona_drs.wire import check_reply
-    from repairs_gateway_sdk import replies, soap
 
-    doc = await soap.load_wsdl(str(SUBSET_WSDL), timeout=5)
-    async with soap.client_for(5.0) as http:
-        service = soap.bounded_service(
-            doc, http, endpoint=ENDPOINT, system="DRS", timeout=5, max_reply_bytes=2**20
-        )
-        op = service.binding.get("checkAvailability")
-        for status, message in (("success", ""), ("success", "note"), ("failure", "No slots")):
-            r = reply("checkAvailability", inner, status, message)
-            answer = replies.Reply(r.status_code, r.headers, r.content)
-            outcomes = []
-            for read in (service._result, service._plain_result):
-                try:
-                    data = check_reply(read(op, answer), "checkAvailability")
-                    got: Any = (data.get("errorMsg"), slots_from_reply(data))
-                except Exception as exc:  # noqa: BLE001 - compared below
-                    got = (type(exc), str(exc))
-                outcomes.append(got)
-            zeeps, plain = outcomes
-            assert plain == zeeps
-            if status == "success" and inner:
-                assert zeeps[1]  # slots were read
+    cases = [("success", ""), ("success", "note"), ("failure", "No slots")]
+    pairs = await both_readings(
+        "checkAvailability",
+        [(inner, status, message) for status, message in cases],
+        lambda data: (data.get("errorMsg"), slots_from_reply(data)),
+    )
+    for (zeeps, plain), (status, _) in zip(pairs, cases, strict=True):
+        assert plain == zeeps
+        if status == "success" and inner:
+            assert zeeps[1]  # slots were read
     # (one difference: zeep fails on a comment inside the reply, the plain reading skips it)
 
 
 async def test_open_session_replies_read_as_plain_data_give_zeeps_answer() -> None:
     """openSession's reply is read as plain text too: the same session id, the same refusals."""
-    from adaptors.kirona_drs.wire import check_reply
-    from repairs_gateway_sdk import replies, soap
-
-    doc = await soap.load_wsdl(str(SUBSET_WSDL), timeout=5)
-    async with soap.client_for(5.0) as http:
-        service = soap.bounded_service(
-            doc, http, endpoint=ENDPOINT, system="DRS", timeout=5, max_reply_bytes=2**20
-        )
-        op = service.binding.get("openSession")
-        cases = [
-            ("<sessionId>S-123 &amp; 4</sessionId>", "success", ""),
-            ("", "success", ""),
-            ("", "failure", "Invalid login or password"),
-            ("<sessionId>x</sessionId>", "error", "Database unavailable"),
-        ]
-        for inner, status, message in cases:
-            r = reply("openSession", inner, status, message)
-            answer = replies.Reply(r.status_code, r.headers, r.content)
-            outcomes = []
-            for read in (service._result, service._plain_result):
-                try:
-                    data = check_reply(read(op, answer), "openSession")
-                    got: Any = (data.get("status"), data.get("sessionId") or None)
-                except Exception as exc:  # noqa: BLE001 - compared below
-                    got = (type(exc), str(exc))
-                outcomes.append(got)
-            assert outcomes[0] == outcomes[1], inner
-        assert outcomes[0][0] is not None
+    cases = [
+        ("<sessionId>S-123 &amp; 4</sessionId>", "success", ""),
+        ("", "success", ""),
+        ("", "failure", "Invalid login or password"),
+        ("<sessionId>x</sessionId>", "error", "Database unavailable"),
+    ]
+    pairs = await both_readings(
+        "openSession", cases, lambda data: (data.get("status"), data.get("sessionId") or None)
+    )
+    for (zeeps, plain), case in zip(pairs, cases, strict=True):
+        assert zeeps == plain, case[0]
+        assert zeeps[0] is not None
