@@ -204,7 +204,7 @@ class CsvFallbackAdaptor(AddressSource, Scheduler):
         if len(self._pages) >= PAGES_KEPT:
             self._pages.clear()
         self._pages[page_key] = (until, SlotPage.model_construct(slots=slots, resume=resume))
-        return SlotPage(slots=list(slots), resume=resume)
+        return SlotPage.model_construct(slots=list(slots), resume=resume)
 
     @property
     def config_calendar(self):  # type: ignore[no-untyped-def]
