@@ -518,21 +518,32 @@ async def in_process(
 
     rt.database.transaction = transaction  # type: ignore[method-assign]
     timed(rt.database, "write", "writes")  # one-go write transactions (Database.write)
-    event.listen(
-        rt.database.engine.sync_engine,
-        "before_cursor_execute",
-        lambda *a: counts.__setitem__("statements", counts.get("statements", 0) + 1),
-    )
+
+    def count_statement(*_: Any) -> None:
+        counts["statements"] = counts.get("statements", 0) + 1
+
     if rt.database.is_sqlite:
         import aiosqlite.core
 
+        from gateway.storage import sqlite_driver
         from gateway.storage.sqlite_driver import OneHopConnection
+
+        # counted where every SQLite statement runs: a statement listener on the engine
+        # would send the booking's writes through SQLAlchemy's own path (storage/prepared.py)
+        run_statement = sqlite_driver._run
+
+        def counted_run(*args: Any) -> Any:
+            count_statement()
+            return run_statement(*args)
+
+        sqlite_driver._run = counted_run  # type: ignore[assignment]
 
         timed(aiosqlite.core.Connection, "_execute", "database waits")  # a statement's hop
         timed(OneHopConnection, "run_on_thread", "database waits")  # a write's one hop
     else:
         import psycopg
 
+        event.listen(rt.database.engine.sync_engine, "before_cursor_execute", count_statement)
         timed(psycopg.AsyncConnection, "wait", "database waits")
     key = await rt.keys.create("bench", [COUNCIL], "frontend", 1_000_000)
     samples: list[dict[str, float]] = []

@@ -22,6 +22,7 @@ import structlog
 from sqlalchemy import Connection, delete, insert, select
 
 from gateway.storage.models import AuditEvent
+from gateway.storage.prepared import run
 from repairs_gateway_sdk.timeutil import now
 
 if TYPE_CHECKING:
@@ -95,7 +96,7 @@ _INSERT = insert(AuditEvent)
 
 
 def _store(row: dict[str, Any], conn: Connection) -> None:
-    conn.execute(_INSERT, row)
+    run(conn, _INSERT, row)
 
 
 async def recent(database: Database, council: str | None, limit: int = 50) -> list[AuditEvent]:

@@ -166,6 +166,11 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
             for r in routes.router.routes
             if getattr(r, "endpoint", None) in (routes.addresses, routes.appointments)
         ],
+        direct_posts=[
+            (r, routes.repair_request, routes.create_repair_directly)
+            for r in routes.router.routes
+            if getattr(r, "endpoint", None) is routes.create_repair
+        ],
     )
     if tracing.ENABLED:  # OpenTelemetry (gateway/tracing.py): outermost; absent when off
         app.add_middleware(TraceRequests)

@@ -112,6 +112,7 @@ class Edge:
         cors_reload_hooks: list[Callable[[dict[str, list[str]]], None]] | None = None,
         database_of: Callable[[], Any] | None = None,
         hot_routes: Sequence[Any] = (),
+        direct_posts: Sequence[tuple[Any, Callable[..., Any], Callable[..., Any]]] = (),
     ) -> None:
         self.app = app
         self.max_body = max_body_bytes
@@ -125,6 +126,12 @@ class Edge:
         self.cors = CouncilCors(self._after_cors, cors_origins or {}, cors_reload_hooks)
         # last path segment -> the APIRoute of /v1/councils/{council}/<segment> (GET)
         self.hot = {route.path.rsplit("/", 1)[1]: route for route in hot_routes}
+        # last path segment -> (the APIRoute of POST /v1/councils/{council}/<segment>, the
+        # reader of its request, the call of its endpoint): see ``_direct_post``
+        self.posts = {route.path.rsplit("/", 1)[1]: (route, *fns) for route, *fns in direct_posts}
+        self.audited_posts = (
+            AuditMiddleware(self._direct_post, database_of) if database_of is not None else None
+        )
         self._handlers: dict[Any, Any] | None = None
 
     def _body_limit(self, scope: Scope) -> int:
@@ -266,22 +273,66 @@ class Edge:
 
     async def _after_cors(self, scope: Scope, receive: Receive, send: Send) -> None:
         method = scope["method"]
-        if method == "GET" and self.hot and not scope.get("root_path"):
+        if (method == "GET" or method == "POST") and not scope.get("root_path"):
             parts = scope["path"].split("/")
             # /v1/councils/{council}/<hot> exactly, as the router would match it
-            if (
-                len(parts) == 5
-                and parts[1] == "v1"
-                and parts[2] == "councils"
-                and parts[3]
-                and parts[4] in self.hot
-            ):
-                await self._hot(self.hot[parts[4]], parts[3], scope, receive, send)
-                return
+            if len(parts) == 5 and parts[1] == "v1" and parts[2] == "councils" and parts[3]:
+                if method == "GET" and parts[4] in self.hot:
+                    await self._hot(self.hot[parts[4]], parts[3], scope, receive, send)
+                    return
+                if method == "POST" and parts[4] in self.posts and self.audited_posts:
+                    await self.audited_posts(scope, receive, send)
+                    return
         if method in WRITE_METHODS:
             await self.audit(scope, receive, send)
         else:
             await self.app(scope, receive, send)
+
+    async def _direct_post(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """A POST route answered by its endpoint, as ``_hot`` answers a GET, once its whole
+        body is in and its reader has found it well formed; anything else (a body cut off
+        or refused, a request the reader declines) goes to FastAPI with the body as read,
+        and FastAPI answers it as ever (its errors are the route's errors)."""
+        route, read, call = self.posts[scope["path"].rsplit("/", 1)[1]]
+        chunks: list[bytes] = []
+        last: Message | None = None  # a message other than the body's: given on after it
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":
+                last = message
+                break
+            chunks.append(message.get("body", b""))
+            if not message.get("more_body", False):
+                break
+        body = b"".join(chunks)
+        given = False
+
+        async def replay() -> Message:
+            nonlocal given
+            if not given:
+                given = True
+                return {"type": "http.request", "body": body, "more_body": last is not None}
+            if last is not None:
+                return last
+            return await receive()
+
+        args = read(scope, body) if last is None else None
+        if args is None:
+            await self.app(scope, replay, send)
+            return
+        council = args[0]
+        scope["route"] = route
+        scope["endpoint"] = route.endpoint
+        scope["path_params"] = {"council": council}
+        request = Request(scope, replay, send)
+        try:
+            response = await call(request, *args)
+        except Exception as exc:
+            handler = self._handler_for(scope, exc)
+            if handler is None:
+                raise  # unexpected: answered 500 by the edge, as for every route
+            response = await handler(request, exc)
+        await response(scope, replay, send)
 
     async def _hot(
         self, route: Any, council: str, scope: Scope, receive: Receive, send: Send

@@ -14,6 +14,7 @@ from gateway.councils import Council
 from gateway.outbox import enqueue
 from gateway.storage.database import rowcount
 from gateway.storage.models import IdempotencyRecord, OutboxItem, Repair
+from gateway.storage.prepared import run
 from repairs_gateway_sdk.model import (
     BookingHandle,
     JobSize,
@@ -176,10 +177,10 @@ def _claim_and_insert(
     before (nothing written: the caller answers as a replay)."""
 
     def statements(conn: Connection) -> int | None:
-        if conn.execute(_CLAIM_KEY[conn.dialect.name], record).first() is None:
+        if run(conn, _CLAIM_KEY[conn.dialect.name], record).first() is None:
             return None
-        conn.execute(_INSERT_REPAIR, repair)
-        item_id: int = conn.execute(_INSERT_RECONCILE, reconcile).scalar_one()
+        run(conn, _INSERT_REPAIR, repair)
+        item_id: int = run(conn, _INSERT_RECONCILE, reconcile).scalar_one()
         return item_id
 
     return statements
@@ -197,12 +198,12 @@ def _confirm_statements(
     (nothing written)."""
 
     def statements(conn: Connection) -> bool:
-        if rowcount(conn.execute(_CONFIRM, repair)) != 1:
+        if rowcount(run(conn, _CONFIRM, repair)) != 1:
             return False
-        conn.execute(_ANSWER_KEY, answer)
-        conn.execute(_DROP_RECONCILE, {"w_id": reconcile_id})
+        run(conn, _ANSWER_KEY, answer)
+        run(conn, _DROP_RECONCILE, {"w_id": reconcile_id})
         for row in follow_on:
-            conn.execute(_INSERT_OUTBOX, row)
+            run(conn, _INSERT_OUTBOX, row)
         return True
 
     return statements

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import select
 
 from adaptors.csv_fallback.calendar import Calendar, slot_key
 from adaptors.csv_fallback.config import CalendarConfig
@@ -16,6 +17,7 @@ from gateway.api.middleware import Edge
 from gateway.api.routes import slot_page_json
 from gateway.api.schemas import Slot, SlotPage
 from gateway.service import AppointmentPage, OfferedSlot
+from gateway.storage.models import AuditEvent
 from gateway.tokens import SlotClaim, TokenCodec, compact_json
 from repairs_gateway_sdk.model import VendorSlot
 from repairs_gateway_sdk.timeutil import LONDON, london
@@ -395,3 +397,106 @@ def test_the_access_lines_time_is_written_as_structlog_writes_it(
     ours = gateway_logging._AccessLog(True, None)._now()
     theirs = datetime.fromtimestamp(t, UTC).isoformat().replace("+00:00", "Z")
     assert ours == theirs
+
+
+def _post_cases(token: str) -> list[tuple[str, dict[str, str], bytes]]:
+    """(path, extra headers, body) of POST .../repairs: well formed, and each way FastAPI
+    refuses one (the edge hands those to it)."""
+    good = {
+        "property_id": "00012345",
+        "sor_code": "N631111",
+        "description": "Kitchen tap drips all night",
+        "contact": {"name": "A Resident", "phone": "07700 900123"},
+        "slot_token": token,
+    }
+    path = "/v1/councils/demo/repairs"
+    cases: list[tuple[str, dict[str, str], Any]] = [
+        (path, {"Idempotency-Key": "k-1"}, good),
+        (path, {"Idempotency-Key": "k-1"}, good),  # a retry: the first answer again
+        (path, {"Idempotency-Key": "k-1"}, {**good, "description": "Something else here"}),
+        (path, {}, good),  # no Idempotency-Key
+        (path, {"Idempotency-Key": ""}, good),
+        (path, {"Idempotency-Key": "k" * 256}, good),
+        (path + "?x=1", {"Idempotency-Key": "k-2"}, good),
+        (path, {"Idempotency-Key": "k-3"}, {**good, "description": "no"}),
+        (path, {"Idempotency-Key": "k-4"}, {**good, "colour": "red"}),
+        (path, {"Idempotency-Key": "k-5"}, [good]),
+        (path, {"Idempotency-Key": "k-6"}, b'{"property_id": '),
+        (path, {"Idempotency-Key": "k-7"}, b""),
+        (path, {"Idempotency-Key": "k-8"}, {**good, "slot_token": "2.abc.def"}),
+        (path, {"Idempotency-Key": "k-9"}, {**good, "property_id": "nope"}),
+        ("/v1/councils/Bad!/repairs", {"Idempotency-Key": "k-10"}, good),
+        ("/v1/councils/nowhere/repairs", {"Idempotency-Key": "k-11"}, good),
+    ]
+    return [(p, h, b if isinstance(b, bytes) else json.dumps(b).encode()) for p, h, b in cases]
+
+
+async def test_a_booking_answered_at_the_edge_is_answered_as_fastapi_would(
+    tmp_path: Path,
+) -> None:
+    """POST .../repairs is answered by its endpoint at the edge when well formed, and by
+    FastAPI otherwise: either way each answer, status, headers and audit row are what FastAPI
+    alone gives (references and times aside: each booking is a new repair)."""
+    council, files = demo_council()
+    async with running_gateway(tmp_path, {"demo": council}, files) as gw:
+        await gw.client.get("/health")  # the middleware stack is built by the first request
+        edge = _edge(gw.app)
+        assert set(edge.posts) == {"repairs"}
+        route, read, call = edge.posts["repairs"]
+        called: list[int] = []
+
+        async def counted(*args: Any) -> Any:
+            called.append(1)
+            return await call(*args)
+
+        edge.posts = {"repairs": (route, read, counted)}
+        callers = [gw.client, gw.client_for(None), gw.client_for("rgw_x_y")]
+
+        async def answers(run: str) -> list[tuple[int, list[tuple[str, str]], Any]]:
+            page = await gw.client.get(
+                "/v1/councils/demo/appointments?property_id=00012345&sor_code=N631111"
+            )
+            token = page.json()["slots"][0]["slot_token"]
+            out = []
+            for caller in callers:
+                for path, headers, body in _post_cases(token):
+                    key = headers.get("Idempotency-Key")
+                    if key:  # a key of its own in each run
+                        headers = {**headers, "Idempotency-Key": f"{run}-{key}"}
+                    r = await caller.post(
+                        path, content=body, headers={**headers, "Content-Type": "application/json"}
+                    )
+                    answer = r.json()
+                    reference = answer.get("reference") if r.status_code == 201 else None
+                    kept = [
+                        (k, v.replace(reference, "REF") if reference else v)
+                        for k, v in r.headers.items()
+                        if k not in ("x-request-id", "ratelimit", "content-length")
+                    ]
+                    if r.status_code == 201:  # a new repair each time: its own reference
+                        for name in ("reference", "created_at", "updated_at"):
+                            answer[name] = "-"
+                    out.append((r.status_code, kept, answer))
+            return out
+
+        async def audit_rows() -> list[tuple[str, str]]:
+            async with gw.runtime.database.session() as s:
+                q = select(AuditEvent.action, AuditEvent.outcome).order_by(AuditEvent.id)
+                return [(r[0], r[1]) for r in (await s.execute(q)).all()]
+
+        before = len(await audit_rows())
+        direct = await answers("a")
+        after_direct = await audit_rows()
+        posts, edge.posts = edge.posts, {}  # every POST through FastAPI's router
+        try:
+            routed = await answers("b")
+        finally:
+            edge.posts = posts
+        after_routed = await audit_rows()
+        # well formed, so answered directly: the booking, its retry, the key reused, a forged
+        # token, an unknown property, an unknown council (six), by each of three callers
+        assert len(called) == 6 * 3
+        assert [a[0] for a in direct].count(201) >= 2
+        assert direct == routed
+        assert after_direct[before:] == after_routed[len(after_direct) :]
+        assert len(after_direct) - before == len(direct)
