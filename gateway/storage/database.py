@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sqlite3
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -183,6 +184,7 @@ class Database:
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
         self._write_conn: tuple[asyncio.AbstractEventLoop, AsyncConnection] | None = None
         self._writes = 0
+        self._checkpoint: asyncio.Task[None] | None = None  # see _checkpoint_soon
 
     # A pooled PostgreSQL connection idle for longer than this is pinged before use.
     ping_after_idle_seconds = 5.0
@@ -252,26 +254,45 @@ class Database:
         try:
             dbapi_conn: Any = sync.connection.dbapi_connection
             self._writes += 1
-            checkpoint = self._writes % CHECKPOINT_EVERY == 0
-            if not checkpoint:  # here on the event loop if SQLite's write lock is free
-                done, answer = dbapi_conn.run_here(transaction, BUSY_TIMEOUT_MS)
-                if done:
-                    return answer  # type: ignore[no-any-return]
-            raw = dbapi_conn._connection._conn
-
-            def on_thread() -> T:
-                try:
-                    return transaction()
-                finally:
-                    if checkpoint:  # the WAL back into the database file, off the loop
-                        raw.execute("PRAGMA wal_checkpoint(PASSIVE)")
-
-            result: T = await dbapi_conn.run_on_thread(on_thread)
+            if self._writes % CHECKPOINT_EVERY == 0:
+                self._checkpoint_soon()
+            # here on the event loop if SQLite's write lock is free, else on its thread
+            done, answer = dbapi_conn.run_here(transaction, BUSY_TIMEOUT_MS)
+            if done:
+                return answer  # type: ignore[no-any-return]
+            result: T = await dbapi_conn.run_on_thread(transaction)
         except Exception:
             if sync.invalidated or sync.closed or sync.in_transaction():
                 await self._close_writer()  # not in a state to be used again: a fresh one
             raise
         return result
+
+    def _checkpoint_soon(self) -> None:
+        """Copy the WAL back into the database file (a PASSIVE checkpoint: it waits for
+        nobody and nobody waits for it) on a worker thread with a connection of its own. The
+        kept writer never checkpoints on its own commits; its checkpoint used to run in a
+        write's hand-off, so every 64th booking waited for its two fsyncs (over 100 ms here).
+        One at a time: a checkpoint still running is not doubled."""
+        path = make_url(self.url).database
+        if self._checkpoint is not None or not path or path == ":memory:":
+            return
+
+        def checkpoint() -> None:
+            conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_MS / 1000)
+            try:
+                conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+            finally:
+                conn.close()
+
+        async def run() -> None:
+            try:
+                await asyncio.to_thread(checkpoint)
+            except Exception as exc:  # noqa: BLE001 - the next one will try again
+                log.warning("storage.checkpoint_failed: %s", type(exc).__name__)
+            finally:
+                self._checkpoint = None
+
+        self._checkpoint = asyncio.get_running_loop().create_task(run())
 
     async def _writer(self) -> AsyncConnection:
         """SQLite's writes (``write``) go through one connection kept for them, its
@@ -295,8 +316,9 @@ class Database:
             await conn.close()
             raise RuntimeError("Database.write on SQLite needs gateway.storage.sqlite_driver")
         # its commits never checkpoint the WAL by themselves (one made on the event loop
-        # would block it for the checkpoint's fsync): every CHECKPOINT_EVERY-th write does,
-        # on the thread; other connections' commits keep SQLite's automatic checkpoints
+        # would block it for the checkpoint's fsyncs): every CHECKPOINT_EVERY-th write sets
+        # one off on a thread of its own (_checkpoint_soon); other connections' commits keep
+        # SQLite's automatic checkpoints
         raw = dbapi_conn._connection._conn
         self._write_conn = (loop, conn)  # before the hop: a write meanwhile queues behind it
         await dbapi_conn.run_on_thread(lambda: raw.execute("PRAGMA wal_autocheckpoint=0"))
@@ -319,6 +341,8 @@ class Database:
             return await conn.run_sync(_schema_state)
 
     async def dispose(self) -> None:
+        if self._checkpoint is not None:
+            await asyncio.wait([self._checkpoint])
         await self._close_writer()
         await self.engine.dispose()
 
@@ -332,7 +356,7 @@ def _note_checkin(_dbapi_conn: Any, record: Any) -> None:
 
 
 BUSY_TIMEOUT_MS = 30_000  # SQLite waits this long for another writer (busy_timeout)
-CHECKPOINT_EVERY = 64  # writes on the kept connection between its WAL checkpoints
+CHECKPOINT_EVERY = 64  # writes on the kept connection between WAL checkpoints (off its path)
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:

@@ -366,17 +366,45 @@ async def test_a_write_waits_on_the_thread_while_another_writer_holds_the_lock(
     assert hops == []
 
 
-async def test_every_so_many_writes_checkpoint_on_the_thread(
+async def test_every_so_many_writes_the_wal_is_checkpointed_while_writes_go_on(
     sqlite_db: Database, hops: list[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """Every CHECKPOINT_EVERY-th write sets off a checkpoint (the WAL copied back into the
+    database file: two fsyncs) on a thread and connection of its own: no write waits for
+    it, not the one that set it off, nor those after it while it runs."""
+    import sqlite3
+
     from gateway.storage import database
 
     monkeypatch.setattr(database, "CHECKPOINT_EVERY", 4)
+    release = threading.Event()
+    ran: list[tuple[int, int, int]] = []
+    connect = sqlite3.connect
+
+    class Held:  # a checkpoint that takes as long as the test holds it
+        def __init__(self, path: str, **kw: object) -> None:
+            self.conn = connect(path, **kw)  # type: ignore[arg-type]
+
+        def execute(self, sql: str) -> sqlite3.Cursor:
+            assert release.wait(10)
+            cursor = self.conn.execute(sql)
+            ran.append(cursor.fetchone())
+            return cursor
+
+        def close(self) -> None:
+            self.conn.close()
+
+    monkeypatch.setattr(database.sqlite3, "connect", Held)
     await sqlite_db.write(_insert("warm"))
     hops.clear()
-    for i in range(8):
-        await sqlite_db.write(_insert(f"w{i}"))
-    assert hops.count("function") == 2  # writes 4 and 8, with PRAGMA wal_checkpoint
+    for i in range(8):  # writes 4 and 8 would checkpoint; the first is held throughout
+        await asyncio.wait_for(sqlite_db.write(_insert(f"w{i}")), 5)
+    assert hops == [] and ran == []  # every write on the loop; the checkpoint still held
+    release.set()
+    await sqlite_db.dispose()  # waits for it
+    busy, wal_frames, copied = ran[0]
+    assert len(ran) == 1 and busy == 0 and copied == wal_frames > 0
+    monkeypatch.undo()  # sqlite3.connect as it was, for the look below
     async with sqlite_db.session() as s:
         assert len((await s.execute(select(THINGS.c.id))).all()) == 9
 
