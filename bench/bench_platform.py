@@ -32,6 +32,14 @@ on loopback), it starts `repairs-gateway serve` as a real process and reports:
   ``excess`` as above, ``m_excess`` matched). The DRS simulator runs without its default
   50 ms availability latency, so that latency hides nothing. The warm call's windows come
   from the DRS adaptor's slot cache (60 s).
+- what the lazy start itself costs a UH + DRS council: the same two first calls made to
+  another council of that kind which has already started (its adaptors by a search of
+  another postcode and a page for a property there, so its DRS session is open) but was
+  never asked them, after the same quiet (``uh_drs_started_uncached_ms``: ``addresses``,
+  ``appointments``, and ``lazy_*``: first minus that, per pair). Its backends are called as
+  for a first call (UH's list and records, DRS's windows: nothing of them cached), so
+  the difference is the start alone: adaptor start, DRS ``openSession``, first use of the
+  council's objects.
 
 Baselines are in the same run: N = 1 for start-up and memory, the warm call and the raw
 backend exchanges for first-call latency. Run: `.venv/bin/python -m bench.bench_platform`
@@ -70,6 +78,7 @@ SIMULATORS = {
 }
 POSTCODE = "LN1 1AA"
 OTHER_POSTCODE = "LN2 1LT"  # in the same file; asked once per council, after the warm calls
+START_POSTCODE = "LN2 4BB"  # in UH's data: starts a council's adaptors without POSTCODE
 FIRST_CALLS = 12  # councils of each kind given a first call, per size
 SOR_CODE = "N858111"  # light fitting: electrical, small, 60 minutes (demo-sor.csv)
 PAUSE = 0.05  # s of quiet before each matched measurement (as before a first call)
@@ -275,6 +284,12 @@ def run_size(
             appt: dict[str, list[float]] = {
                 k: [] for k in ("first", "warm", "raw", "excess", "m_warm", "m_raw", "m_excess")
             }
+            # UH + DRS councils never sampled: each started by calls elsewhere, then asked
+            # what a sampled council's first calls asked (see ``started_uncached``)
+            companions = [z for z in by_kind["uh+drs"] if z not in sample]
+            started: dict[str, list[float]] = {
+                k: [] for k in ("addresses", "appointments", "lazy_addresses", "lazy_appointments")
+            }
 
             def timed(url: str, **params: str) -> float:
                 t = time.perf_counter()
@@ -330,6 +345,12 @@ def run_size(
                     appt["m_warm"].append(a_warm_once)
                     appt["m_raw"].append(a_needed_once)
                     appt["m_excess"].append(a_took - a_warm_once - a_needed_once)
+                    if companions:
+                        z_addr, z_appt = started_uncached(timed, c, companions.pop(0), property_id)
+                        started["addresses"].append(z_addr)
+                        started["appointments"].append(z_appt)
+                        started["lazy_addresses"].append(took - z_addr)
+                        started["lazy_appointments"].append(a_took - z_appt)
             rss_after = rss_mib(proc.pid)
     finally:
         proc.terminate()
@@ -365,7 +386,32 @@ def run_size(
         },
         # a UH + DRS council's first appointments call (DRS starts, opens its session)
         "uh_drs_appointments_ms": {k: round(statistics.median(v), 2) for k, v in appt.items() if v},
+        # the same two calls to a council already started, never asked them before (its
+        # backends called as for a first call), after the same quiet; lazy_*: first - that
+        "uh_drs_started_uncached_ms": {
+            k: round(statistics.median(v), 2) for k, v in started.items() if v
+        },
     }
+
+
+def started_uncached(
+    timed: Any, c: httpx.Client, council_id: str, property_id: str
+) -> tuple[float, float]:
+    """A UH + DRS council's ``addresses`` (POSTCODE) and ``appointments`` (``property_id``)
+    when the council has started already (its UH adaptor by a search of START_POSTCODE, its
+    DRS adaptor and session by a page for a property there) but has never been asked these:
+    the gateway's path with every answer to fetch from the backends (UH's list and records,
+    DRS's windows), as a first call fetches them, without the start. Each after PAUSE."""
+    url = f"/v1/councils/{council_id}"
+    listing = c.get(f"{url}/addresses", params={"postcode": START_POSTCODE}, timeout=60).json()
+    other = next(a["id"] for a in listing["addresses"] if a["online_repairs"])
+    r = c.get(f"{url}/appointments", params={"property_id": other, "sor_code": SOR_CODE})
+    assert r.status_code == 200, r.text[:300]
+    time.sleep(PAUSE)
+    addresses = timed(f"{url}/addresses", postcode=POSTCODE)
+    time.sleep(PAUSE)
+    appointments = timed(f"{url}/appointments", property_id=property_id, sor_code=SOR_CODE)
+    return addresses, appointments
 
 
 def uh_address_exchanges(port: int) -> Rounds:

@@ -5,6 +5,7 @@ that the code never logs bodies, query strings or addresses."""
 from __future__ import annotations
 
 import asyncio
+import atexit
 import json
 import logging
 import re
@@ -64,6 +65,7 @@ class _AccessLog:
         self._printer: structlog.PrintLogger | None = None
         self._file: Any = None
         self._pending: list[str] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None  # whose next turn writes them
         self._second = -1
         self._stamp = ""
 
@@ -77,20 +79,23 @@ class _AccessLog:
             f'"duration_ms": {float(duration_ms)!r}, "event": "request", '
             f'"request_id": {_ascii(rid)}, "level": "info", "timestamp": "{self._now()}"}}'
         )
-        pending = self._pending
-        if pending is not None:
-            pending.append(line)
-            return
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:
+            self.flush()  # lines a loop left (it ended before its next turn) come first
             self._print(line)
             return
-        self._pending = [line]
+        pending = self._pending
+        if pending is not None:
+            if self._loop is loop:
+                pending.append(line)
+                return
+            self.flush()  # left by a loop that ended before its next turn: never lost
+        self._pending, self._loop = [line], loop
         loop.call_soon(self.flush)
 
     def flush(self) -> None:
-        pending, self._pending = self._pending, None
+        pending, self._pending, self._loop = self._pending, None, None
         if pending:
             self._print("\n".join(pending))
 
@@ -116,6 +121,13 @@ class _AccessLog:
 
 _ascii = json.encoder.encode_basestring_ascii  # a JSON string as json.dumps writes it
 _access: _AccessLog | None = None  # set by configure(); before it, structlog's defaults
+
+
+@atexit.register
+def _flush_at_exit() -> None:
+    """What the last turn of the process's event loop left, if the loop ended first."""
+    if _access is not None:
+        _access.flush()
 
 
 def access_line(method: str, route: str, status: int, duration_ms: float, rid: str) -> None:

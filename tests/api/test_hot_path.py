@@ -385,6 +385,42 @@ def test_access_lines_in_a_loop_come_at_its_next_turn_all_of_them_in_order() -> 
     assert [json.loads(line)["request_id"] for line in lines] == ids
 
 
+def test_access_lines_left_by_a_loop_that_stopped_first_are_written_not_lost() -> None:
+    """A loop stopped within the turn that answered a request never reaches the turn that
+    would write its line: the line comes out before the next one written (in another loop,
+    or none), in order, and the lines after it are not held back for ever."""
+    import asyncio
+    import io
+
+    from gateway.logging import access_line, configure
+
+    stream = io.StringIO()
+    configure("info", stream=stream)
+    route = "/v1/councils/{council}/addresses"
+    try:
+        loop = asyncio.new_event_loop()
+
+        def answer_and_stop() -> None:
+            access_line("GET", route, 200, 0.5, "req-a")
+            loop.stop()  # this turn is the loop's last
+
+        loop.call_soon(answer_and_stop)
+        loop.run_forever()
+        loop.close()
+        assert stream.getvalue() == ""
+
+        async def answer() -> None:
+            access_line("GET", route, 200, 0.5, "req-b")
+            await asyncio.sleep(0)
+
+        asyncio.run(answer())
+        access_line("GET", route, 200, 0.5, "req-c")  # outside any loop: at once
+    finally:
+        configure("info")
+    lines = stream.getvalue().splitlines()
+    assert [json.loads(line)["request_id"] for line in lines] == ["req-a", "req-b", "req-c"]
+
+
 @pytest.mark.parametrize("t", [1764700000.0, 1764700000.5, 1764700000.000001, 1764700000.999999])
 def test_the_access_lines_time_is_written_as_structlog_writes_it(
     t: float, monkeypatch: pytest.MonkeyPatch
