@@ -146,7 +146,8 @@ class Edge:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        headers = dict(scope.get("headers") or [])
+        # the first of a repeated header, as Starlette's ``Request.headers`` reads it
+        headers = dict(reversed(scope.get("headers") or []))
         rid = request_id(headers.get(b"x-request-id"))
         rid_header = (b"x-request-id", rid.encode("latin-1"))
         bound = structlog.contextvars.bind_contextvars(request_id=rid)

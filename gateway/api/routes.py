@@ -350,21 +350,26 @@ def repair_request(scope: Any, body: bytes) -> tuple[str, RepairIn, str] | None:
     header within its length, the body as ``json.loads`` gives it, validated as ``RepairIn``):
     the edge then calls ``create_repair_directly`` (FastAPI's dependency and body machinery
     was a sixth of a booking's own time). None for anything else, malformed or unusual (a
-    query string, a body that is not a valid repair): FastAPI answers those, as always."""
-    if scope.get("query_string"):
-        return None
+    query string, a media type but ``application/json``, a body that is not a valid repair,
+    dependency overrides): FastAPI answers those, as always."""
+    if scope.get("query_string") or getattr(scope.get("app"), "dependency_overrides", None):
+        return None  # (overridden dependencies: FastAPI's to resolve)
     council = scope["path"].split("/")[3]
     if not _COUNCIL.match(council):
         return None
-    key = next((v for k, v in scope["headers"] if k == b"idempotency-key"), None)
+    headers = scope["headers"]
+    key = next((v for k, v in headers if k == b"idempotency-key"), None)
     if key is None or not 1 <= len(key) <= 255:
         return None
+    media = next((v for k, v in headers if k == b"content-type"), b"")  # the first, as FastAPI
+    if media.split(b";", 1)[0].strip().lower() != b"application/json":
+        return None  # any other type (or none) FastAPI decides on
     try:
         data = json.loads(body)
         if not isinstance(data, dict):
             return None
         return council, RepairIn.model_validate(data), key.decode("latin-1")
-    except (ValueError, ValidationError):  # not JSON (a ValueError), or not a valid repair
+    except Exception:  # noqa: BLE001 - not JSON, too deep (RecursionError), not a valid repair
         return None
 
 

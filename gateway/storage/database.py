@@ -273,12 +273,18 @@ class Database:
         kept writer never checkpoints on its own commits; its checkpoint used to run in a
         write's hand-off, so every 64th booking waited for its two fsyncs (over 100 ms here).
         One at a time: a checkpoint still running is not doubled."""
-        path = make_url(self.url).database
-        if self._checkpoint is not None or not path or path == ":memory:":
+        if self._checkpoint is not None and not self._checkpoint.done():
+            return
+        # the file as the engine opens it (absolute path, or the URI with its options)
+        args, options = self.engine.dialect.create_connect_args(self.engine.url)
+        path = args[0] if args else ":memory:"
+        if path == ":memory:":
             return
 
         def checkpoint() -> None:
-            conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_MS / 1000)
+            conn = sqlite3.connect(
+                path, timeout=BUSY_TIMEOUT_MS / 1000, uri=bool(options.get("uri"))
+            )
             try:
                 conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
             finally:
@@ -289,8 +295,6 @@ class Database:
                 await asyncio.to_thread(checkpoint)
             except Exception as exc:  # noqa: BLE001 - the next one will try again
                 log.warning("storage.checkpoint_failed: %s", type(exc).__name__)
-            finally:
-                self._checkpoint = None
 
         self._checkpoint = asyncio.get_running_loop().create_task(run())
 
@@ -341,8 +345,9 @@ class Database:
             return await conn.run_sync(_schema_state)
 
     async def dispose(self) -> None:
-        if self._checkpoint is not None:
-            await asyncio.wait([self._checkpoint])
+        held, self._checkpoint = self._checkpoint, None
+        if held is not None and not held.done() and held.get_loop() is asyncio.get_running_loop():
+            await asyncio.wait([held])
         await self._close_writer()
         await self.engine.dispose()
 

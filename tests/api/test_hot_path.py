@@ -435,9 +435,12 @@ def test_the_access_lines_time_is_written_as_structlog_writes_it(
     assert ours == theirs
 
 
-def _post_cases(token: str) -> list[tuple[str, dict[str, str], bytes]]:
-    """(path, extra headers, body) of POST .../repairs: well formed, and each way FastAPI
-    refuses one (the edge hands those to it)."""
+JSON = ("Content-Type", "application/json")
+
+
+def _post_cases(token: str) -> list[tuple[str, list[tuple[str, str]], bytes]]:
+    """(path, headers, body) of POST .../repairs: well formed, and each way FastAPI refuses
+    one (the edge hands those to it); the body is sent as JSON unless a case says otherwise."""
     good = {
         "property_id": "00012345",
         "sor_code": "N631111",
@@ -463,8 +466,23 @@ def _post_cases(token: str) -> list[tuple[str, dict[str, str], bytes]]:
         (path, {"Idempotency-Key": "k-9"}, {**good, "property_id": "nope"}),
         ("/v1/councils/Bad!/repairs", {"Idempotency-Key": "k-10"}, good),
         ("/v1/councils/nowhere/repairs", {"Idempotency-Key": "k-11"}, good),
+        (path, {"Idempotency-Key": "k-12"}, b"[" * 5000 + b"]" * 5000),  # too deep for json
     ]
-    return [(p, h, b if isinstance(b, bytes) else json.dumps(b).encode()) for p, h, b in cases]
+    out = [
+        (p, [*h.items(), JSON], b if isinstance(b, bytes) else json.dumps(b).encode())
+        for p, h, b in cases
+    ]
+    body = json.dumps(good).encode()
+    for n, media in enumerate(
+        [
+            [("Content-Type", "text/x+json")],  # not application/: FastAPI does not decode it
+            [("Content-Type", "text/plain"), JSON],  # the first one counts
+            [("Content-Type", "application/merge-patch+json")],
+            [("Content-Type", "Application/JSON; charset=utf-8")],
+        ]
+    ):
+        out.append((path, [("Idempotency-Key", f"m-{n}"), *media], body))
+    return out
 
 
 async def test_a_booking_answered_at_the_edge_is_answered_as_fastapi_would(
@@ -492,16 +510,16 @@ async def test_a_booking_answered_at_the_edge_is_answered_as_fastapi_would(
             page = await gw.client.get(
                 "/v1/councils/demo/appointments?property_id=00012345&sor_code=N631111"
             )
-            token = page.json()["slots"][0]["slot_token"]
+            first = page.json()["slots"][0]
+            token = first["slot_token"]
             out = []
             for caller in callers:
                 for path, headers, body in _post_cases(token):
-                    key = headers.get("Idempotency-Key")
-                    if key:  # a key of its own in each run
-                        headers = {**headers, "Idempotency-Key": f"{run}-{key}"}
-                    r = await caller.post(
-                        path, content=body, headers={**headers, "Content-Type": "application/json"}
-                    )
+                    # a key of its own in each run
+                    sent = [
+                        (k, f"{run}-{v}" if k == "Idempotency-Key" and v else v) for k, v in headers
+                    ]
+                    r = await caller.post(path, content=body, headers=sent)
                     answer = r.json()
                     reference = answer.get("reference") if r.status_code == 201 else None
                     kept = [
@@ -510,7 +528,9 @@ async def test_a_booking_answered_at_the_edge_is_answered_as_fastapi_would(
                         if k not in ("x-request-id", "ratelimit", "content-length")
                     ]
                     if r.status_code == 201:  # a new repair each time: its own reference
-                        for name in ("reference", "created_at", "updated_at"):
+                        # the slot of its run's page (the diary fills up between runs)
+                        assert answer["appointment"]["start"] == first["start"]
+                        for name in ("reference", "created_at", "updated_at", "appointment"):
                             answer[name] = "-"
                     out.append((r.status_code, kept, answer))
             return out
@@ -530,9 +550,11 @@ async def test_a_booking_answered_at_the_edge_is_answered_as_fastapi_would(
             edge.posts = posts
         after_routed = await audit_rows()
         # well formed, so answered directly: the booking, its retry, the key reused, a forged
-        # token, an unknown property, an unknown council (six), by each of three callers
-        assert len(called) == 6 * 3
+        # token, an unknown property, an unknown council, JSON with a charset (seven), by each
+        # of three callers
+        assert len(called) == 7 * 3
         assert [a[0] for a in direct].count(201) >= 2
         assert direct == routed
         assert after_direct[before:] == after_routed[len(after_direct) :]
-        assert len(after_direct) - before == len(direct)
+        # every answer audited but the edge's own refusals (415: a media type but JSON first)
+        assert len(after_direct) - before == len([a for a in direct if a[0] != 415]) > 0

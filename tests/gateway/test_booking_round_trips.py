@@ -409,6 +409,28 @@ async def test_every_so_many_writes_the_wal_is_checkpointed_while_writes_go_on(
         assert len((await s.execute(select(THINGS.c.id))).all()) == 9
 
 
+async def test_a_checkpoint_cancelled_before_it_ran_does_not_stop_the_next(
+    sqlite_db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """(A loop shutting down cancels a checkpoint task before its first step.) The next
+    CHECKPOINT_EVERY-th write still sets one off: the WAL is never left to grow for good."""
+    from gateway.storage import database
+
+    monkeypatch.setattr(database, "CHECKPOINT_EVERY", 2)
+    await sqlite_db.write(_insert("a"))
+    await sqlite_db.write(_insert("b"))  # the 2nd: a checkpoint set off
+    first = sqlite_db._checkpoint
+    assert first is not None
+    first.cancel()  # before it has run at all
+    await asyncio.wait([first])
+    await sqlite_db.write(_insert("c"))
+    await sqlite_db.write(_insert("d"))  # the 4th: another
+    again = sqlite_db._checkpoint
+    assert again is not None and again is not first
+    await asyncio.wait([again])
+    assert again.done() and not again.cancelled()
+
+
 async def test_a_cancelled_write_finishes_before_the_next_one(
     sqlite_db: Database, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -176,3 +176,43 @@ async def test_statement_listeners_see_every_statement(tmp_path: Path) -> None:
     finally:
         await db.dispose()
     assert [s.split()[0] for s in seen] == ["INSERT", "INSERT", "INSERT"]
+
+
+async def test_what_the_shortcut_does_not_do_is_sqlalchemys_as_ever(tmp_path: Path) -> None:
+    """A value a column type refuses, a connection outside a transaction, a statement with
+    parameters rendered at execution: each goes SQLAlchemy's own way, with its own errors
+    and its own transaction handling."""
+    from sqlalchemy import bindparam, delete, select
+    from sqlalchemy.exc import StatementError
+
+    from gateway.storage.models import IdempotencyRecord
+
+    db = await _database(tmp_path / "g.db")
+    record, repair, reconcile = _booking("REF0001", "k-1")
+    try:
+        with pytest.raises(StatementError, match="naive"):  # as SQLAlchemy raises it
+            await db.write(
+                records._claim_and_insert(
+                    {**record, "created_at": AT.replace(tzinfo=None)}, repair, reconcile
+                )
+            )
+        assert await db.write(records._claim_and_insert(record, repair, reconcile)) is not None
+        keys = IdempotencyRecord.__table__
+        drop = delete(keys).where(keys.c.key.in_(bindparam("keys", expanding=True)))
+
+        def expanding(conn: Any) -> int:
+            return int(prepared.run(conn, drop, {"keys": ["k-1", "k-9"]}).rowcount)
+
+        assert await db.write(expanding) == 1  # IN (...) rendered by SQLAlchemy at execution
+        async with db.engine.connect() as conn:  # no transaction begun: SQLAlchemy begins one
+
+            def outside(sync: Any) -> None:
+                prepared.run(sync, records._INSERT_RECONCILE, reconcile)
+                sync.rollback()
+
+            await conn.run_sync(outside)
+        async with db.session() as s:
+            outbox = (await s.execute(select(records.OUTBOX.c.id))).all()
+        assert len(outbox) == 1  # the reconcile item of the booking; the rolled back one gone
+    finally:
+        await db.dispose()
