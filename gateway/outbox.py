@@ -180,7 +180,16 @@ class OutboxWorker:
                 values["next_attempt_at"] = now() + timedelta(seconds=delay)
             if state == "done":
                 values["done_at"] = now()
-            await s.execute(update(OutboxItem).where(OutboxItem.id == item_id).values(**values))
+            # only while the claim is still this worker's: a delivery that outlived its claim
+            # (LOCK_SECONDS) may have been claimed again by another worker, or the item dropped
+            # by an operator meanwhile; their outcome stands
+            result = await s.execute(
+                update(OutboxItem)
+                .where(OutboxItem.id == item_id, OutboxItem.locked_by == self.worker_id)
+                .values(**values)
+            )
+            if rowcount(result) != 1:
+                log.warning("outbox.claim_lost", item=item.id, kind=item.kind, outcome=state)
 
     async def drain(self, timeout: float = 30.0) -> None:
         """Deliver until nothing is due (tests, CLI)."""

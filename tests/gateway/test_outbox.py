@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
+from datetime import timedelta
 from pathlib import Path
 
 from sqlalchemy import select, update
@@ -79,4 +80,34 @@ async def test_failures_back_off_then_dead_letter_then_replay(tmp_path: Path) ->
     async with db.session() as s:
         a = await s.get(OutboxItem, items["A"].id)
     assert a is not None and a.state == "done"
+    await db.dispose()
+
+
+async def test_a_delivery_that_outlived_its_claim_leaves_the_new_claim_alone(
+    tmp_path: Path,
+) -> None:
+    """A delivery slower than its claim (LOCK_SECONDS) may see the item claimed again by
+    another worker: when it ends, it records nothing over that worker's claim, which
+    delivers and records the outcome itself (at least once, never a lost item)."""
+    db = await make_db(f"sqlite:///{tmp_path / 'o.db'}")
+    async with db.transaction() as s:
+        enqueue(s, "demo", "slow", {"n": 1})
+    slow, other = OutboxWorker(db), OutboxWorker(db)
+    seen: list[str] = []
+
+    async def taken_over(item: OutboxItem) -> None:
+        seen.append(item.locked_by or "")
+        async with db.transaction() as s:  # meanwhile the claim expired and another took it
+            await s.execute(
+                update(OutboxItem)
+                .where(OutboxItem.id == item.id)
+                .values(locked_by=other.worker_id, locked_until=now() + timedelta(seconds=60))
+            )
+
+    slow.register("slow", taken_over)
+    assert await slow.run_once() == 1
+    (item,) = await list_items(db, limit=5)
+    assert seen == [slow.worker_id]
+    assert item.state == "pending" and item.locked_by == other.worker_id  # not marked done
+    assert item.done_at is None
     await db.dispose()
