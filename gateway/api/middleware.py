@@ -321,33 +321,36 @@ class Edge:
         if args is None:
             await self.app(scope, replay, send)
             return
-        council = args[0]
+        await self._answer(route, args[0], call, args, scope, replay, send)
+
+    async def _hot(
+        self, route: Any, council: str, scope: Scope, receive: Receive, send: Send
+    ) -> None:
+        await self._answer(route, council, route.endpoint, (), scope, receive, send)
+
+    async def _answer(
+        self,
+        route: Any,
+        council: str,
+        call: Callable[..., Any],
+        args: tuple[Any, ...],
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+    ) -> None:
+        """``call(request, *args)`` answers for ``route``, matched as FastAPI would have
+        matched it (route, endpoint and path in the scope: metrics, logs and audit name its
+        template); an exception is answered by the application's own handler for it."""
         scope["route"] = route
         scope["endpoint"] = route.endpoint
         scope["path_params"] = {"council": council}
-        request = Request(scope, replay, send)
+        request = Request(scope, receive, send)
         try:
             response = await call(request, *args)
         except Exception as exc:
             handler = self._handler_for(scope, exc)
             if handler is None:
                 raise  # unexpected: answered 500 by the edge, as for every route
-            response = await handler(request, exc)
-        await response(scope, replay, send)
-
-    async def _hot(
-        self, route: Any, council: str, scope: Scope, receive: Receive, send: Send
-    ) -> None:
-        scope["route"] = route
-        scope["endpoint"] = route.endpoint
-        scope["path_params"] = {"council": council}
-        request = Request(scope, receive, send)
-        try:
-            response = await route.endpoint(request)
-        except Exception as exc:
-            handler = self._handler_for(scope, exc)
-            if handler is None:
-                raise  # unexpected: answered 500 above, as for every route
             response = await handler(request, exc)
         await response(scope, receive, send)
 

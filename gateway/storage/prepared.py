@@ -120,19 +120,17 @@ def run(conn: Connection, stmt: Executable, params: Mapping[str, Any]) -> Any:
     plan = _plan(stmt, dialect, frozenset(params))
     if plan is None:
         return conn.execute(stmt, params)
+    values = []
     try:
-        values = tuple(
-            (fixed if name is None else params[name])
-            if processor is None
-            else processor(fixed if name is None else params[name])
-            for name, fixed, processor in plan.binds
-        )
+        for name, fixed, processor in plan.binds:
+            value = fixed if name is None else params[name]
+            values.append(value if processor is None else processor(value))
     except Exception:  # noqa: BLE001 - refused by a type: raised as SQLAlchemy raises it
         return conn.execute(stmt, params)
     dbapi_conn: Any = conn.connection.dbapi_connection
     cursor = dbapi_conn.cursor()
     try:
-        cursor.execute(plan.sql, values)
+        cursor.execute(plan.sql, tuple(values))
         rows = cursor.fetchall() if cursor.description else ()
         return Rows(rows, cursor.rowcount)
     except dialect.loaded_dbapi.Error as error:
