@@ -20,12 +20,12 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import Connection, delete, select, update
 
 from gateway.audit import note_principal
 from gateway.ratelimit import SharedRateLimiter
 from gateway.storage.database import Database, rowcount
-from gateway.storage.models import ApiKey
+from gateway.storage.models import ApiKey, table_of
 from repairs_gateway_sdk.errors import Forbidden, Unauthorized
 from repairs_gateway_sdk.timeutil import now
 
@@ -184,16 +184,18 @@ class KeyStore:
         pending, self._used = self._used, {}
         if not pending:
             return
-        async with self.database.transaction() as s:
+        keys = table_of(ApiKey)
+        c = keys.c
+
+        def statements(conn: Connection) -> None:  # one go (Database.write)
             for key_id, at in pending.items():
-                await s.execute(
-                    update(ApiKey)
-                    .where(
-                        ApiKey.key_id == key_id,
-                        (ApiKey.last_used_at.is_(None)) | (ApiKey.last_used_at < at),
-                    )
+                conn.execute(
+                    update(keys)
+                    .where(c.key_id == key_id, c.last_used_at.is_(None) | (c.last_used_at < at))
                     .values(last_used_at=at)
                 )
+
+        await self.database.write(statements, background=True)
         self._used_written.update(pending)
 
     def _note_used(self, key_id: str) -> None:

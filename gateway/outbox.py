@@ -22,11 +22,12 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.storage.database import Database, rowcount
-from gateway.storage.models import OutboxItem
+from gateway.storage.models import OutboxItem, table_of
 from repairs_gateway_sdk.errors import BackendCannotAccept, BackendRejected, GatewayError
 from repairs_gateway_sdk.timeutil import now
 
 log = structlog.get_logger("gateway.outbox")
+_ITEMS = table_of(OutboxItem)
 Handler = Callable[[OutboxItem], Awaitable[None]]
 LOCK_SECONDS = 120  # > a delivery (one or two adaptor calls, each bounded by its timeout)
 
@@ -93,18 +94,20 @@ class OutboxWorker:
         an item is claimed only if it is still due and unlocked at this moment (another
         process may have just delivered it, failed and backed it off)."""
         at = now()
-        async with self.database.transaction() as s:
-            result = await s.execute(
-                update(OutboxItem)
-                .where(
-                    OutboxItem.id == item_id,
-                    OutboxItem.state == "pending",
-                    OutboxItem.next_attempt_at <= at,
-                    or_(OutboxItem.locked_until.is_(None), OutboxItem.locked_until < at),
-                )
-                .values(locked_until=at + timedelta(seconds=LOCK_SECONDS), locked_by=self.worker_id)
+        claim = (
+            update(_ITEMS)
+            .where(
+                _ITEMS.c.id == item_id,
+                _ITEMS.c.state == "pending",
+                _ITEMS.c.next_attempt_at <= at,
+                or_(_ITEMS.c.locked_until.is_(None), _ITEMS.c.locked_until < at),
             )
-            return rowcount(result) == 1
+            .values(locked_until=at + timedelta(seconds=LOCK_SECONDS), locked_by=self.worker_id)
+        )
+        # one go (Database.write): on SQLite the write lock is held for one hand-off only
+        return await self.database.write(
+            lambda conn: rowcount(conn.execute(claim)) == 1, background=True
+        )
 
     async def run_once(self) -> int:
         """Deliver the items that are due; returns how many were attempted."""
@@ -167,29 +170,30 @@ class OutboxWorker:
                 state=state,
                 error_type=type(exc).__name__,
             )
-        async with self.database.transaction() as s:
-            values: dict[str, Any] = {
-                "state": state,
-                "locked_until": None,
-                "locked_by": None,
-                "last_error": error,
-            }
-            if error is not None:
-                values["attempts"] = OutboxItem.attempts + 1
-            if state == "pending":
-                values["next_attempt_at"] = now() + timedelta(seconds=delay)
-            if state == "done":
-                values["done_at"] = now()
-            # only while the claim is still this worker's: a delivery that outlived its claim
-            # (LOCK_SECONDS) may have been claimed again by another worker, or the item dropped
-            # by an operator meanwhile; their outcome stands
-            result = await s.execute(
-                update(OutboxItem)
-                .where(OutboxItem.id == item_id, OutboxItem.locked_by == self.worker_id)
-                .values(**values)
-            )
-            if rowcount(result) != 1:
-                log.warning("outbox.claim_lost", item=item.id, kind=item.kind, outcome=state)
+        values: dict[str, Any] = {
+            "state": state,
+            "locked_until": None,
+            "locked_by": None,
+            "last_error": error,
+        }
+        if error is not None:
+            values["attempts"] = _ITEMS.c.attempts + 1
+        if state == "pending":
+            values["next_attempt_at"] = now() + timedelta(seconds=delay)
+        if state == "done":
+            values["done_at"] = now()
+        # only while the claim is still this worker's: a delivery that outlived its claim
+        # (LOCK_SECONDS) may have been claimed again by another worker, or the item dropped
+        # by an operator meanwhile; their outcome stands
+        outcome = (
+            update(_ITEMS)
+            .where(_ITEMS.c.id == item_id, _ITEMS.c.locked_by == self.worker_id)
+            .values(**values)
+        )
+        if not await self.database.write(
+            lambda conn: rowcount(conn.execute(outcome)) == 1, background=True
+        ):
+            log.warning("outbox.claim_lost", item=item.id, kind=item.kind, outcome=state)
 
     async def drain(self, timeout: float = 30.0) -> None:
         """Deliver until nothing is due (tests, CLI)."""

@@ -28,12 +28,11 @@ from contextvars import ContextVar
 from typing import Any
 
 import structlog
-from sqlalchemy import select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy import Connection, bindparam, delete, select, update
 
-from gateway.storage.database import Database
-from gateway.storage.models import RateWindow
+from gateway.storage.database import Database, insert_ignoring
+from gateway.storage.models import RateWindow, table_of
+from gateway.storage.prepared import run
 from repairs_gateway_sdk.errors import RateLimited
 
 log = structlog.get_logger("gateway.ratelimit")
@@ -133,33 +132,51 @@ class SharedRateLimiter:
 
     async def _lease(self, key_id: str, minute: int, want: int, limit: int) -> tuple[int, int]:
         """Grant up to ``want`` requests of ``key_id``'s allowance for ``minute`` (0 if none
-        is left), and the total granted so far over every replica. One transaction, with the
-        row locked, so replicas never grant past the allowance."""
-        async with self.database.transaction() as s:
-            dialect = s.bind.dialect.name if s.bind is not None else "sqlite"
-            insert: Any = pg_insert if dialect == "postgresql" else sqlite_insert
-            await s.execute(
-                insert(RateWindow)
-                .values(key_id=key_id, window=minute, count=0)
-                .on_conflict_do_nothing()
-            )
-            used = (
-                await s.execute(
-                    select(RateWindow.count)
-                    .where(RateWindow.key_id == key_id, RateWindow.window == minute)
-                    .with_for_update()
-                )
-            ).scalar_one()
-            granted = max(0, min(want, limit - used))
-            if granted:
-                await s.execute(
-                    update(RateWindow)
-                    .where(RateWindow.key_id == key_id, RateWindow.window == minute)
-                    .values(count=RateWindow.count + granted)
-                )
-            if minute != self._pruned:  # once a minute per process: forget old minutes
-                from sqlalchemy import delete
+        is left), and the total granted so far over every replica. One transaction
+        (``Database.write``: on SQLite one go on the kept writer, no hop per statement), with
+        the row locked, so replicas never grant past the allowance."""
+        prune = minute != self._pruned  # once a minute per process: forget old minutes
+        granted, used = await self.database.write(
+            _lease_statements(key_id, minute, want, limit, prune)
+        )
+        if prune:
+            self._pruned = minute
+        return granted, used + granted
 
-                await s.execute(delete(RateWindow).where(RateWindow.window < minute - 1))
-                self._pruned = minute
-        return int(granted), int(used + granted)
+
+def _lease_statements(
+    key_id: str, minute: int, want: int, limit: int, prune: bool
+) -> Callable[[Connection], tuple[int, int]]:
+    """The lease's transaction: the minute's row made if missing, read with its row locked
+    (PostgreSQL; SQLite's write lock is the database's), up to ``want`` granted; (granted,
+    granted before). Its statements are made once (``_LEASE``)."""
+
+    def statements(conn: Connection) -> tuple[int, int]:
+        add, read, grant, forget = _LEASE[conn.dialect.name]
+        this = {"k": key_id, "w": minute}
+        run(conn, add, this)
+        used = conn.execute(read, this).scalar_one()
+        granted = max(0, min(want, limit - used))
+        if granted:
+            run(conn, grant, {**this, "n": granted})
+        if prune:
+            run(conn, forget, {"before": minute - 1})
+        return int(granted), int(used)
+
+    return statements
+
+
+def _lease_statement_set(dialect: str) -> tuple[Any, Any, Any, Any]:
+    c = _WINDOWS.c
+    this_minute = (c.key_id == bindparam("k"), c.window == bindparam("w"))
+    row = {"key_id": bindparam("k"), "window": bindparam("w"), "count": 0}
+    return (
+        insert_ignoring(dialect, _WINDOWS, row),
+        select(c.count).where(*this_minute).with_for_update(),
+        update(_WINDOWS).where(*this_minute).values(count=c.count + bindparam("n")),
+        delete(_WINDOWS).where(c.window < bindparam("before")),
+    )
+
+
+_WINDOWS = table_of(RateWindow)
+_LEASE = {d: _lease_statement_set(d) for d in ("sqlite", "postgresql")}

@@ -7,45 +7,50 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import Connection, func, select, update
 
 from gateway.resilience import LATENCY_BUCKETS_MS, CallStats
-from gateway.storage.database import Database, insert_ignoring_conflict
-from gateway.storage.models import AdaptorCallStat, ShadowComparison
+from gateway.storage.database import Database, insert_ignoring
+from gateway.storage.models import AdaptorCallStat, ShadowComparison, table_of
 
 EXAMPLES = 5
 
 
 async def flush_stats(database: Database, stats: CallStats) -> int:
+    """Add the calls counted since the last flush to their hour's rows (one transaction,
+    ``Database.write``); how many rows were touched."""
     taken = stats.take()
     if not taken:
         return 0
     hour = datetime.now(UTC).strftime("%Y-%m-%dT%H")
-    async with database.transaction() as s:
+    empty = {"calls": 0, "errors": 0, "total_ms": 0.0, "max_ms": 0.0}
+    stat = table_of(AdaptorCallStat)
+    c = stat.c
+
+    def statements(conn: Connection) -> int:
         for (council, capability, adaptor), st in taken.items():
             key = {"council": council, "capability": capability, "adaptor": adaptor, "hour": hour}
-            await insert_ignoring_conflict(
-                s,
-                AdaptorCallStat.__table__,
-                {
-                    **key,
-                    "calls": 0,
-                    "errors": 0,
-                    "total_ms": 0.0,
-                    "max_ms": 0.0,
-                    "buckets": [0] * (len(LATENCY_BUCKETS_MS) + 1),
-                },
+            row = {**key, **empty, "buckets": [0] * (len(LATENCY_BUCKETS_MS) + 1)}
+            conn.execute(insert_ignoring(conn.dialect.name, stat, row))
+            this = [c[k] == v for k, v in key.items()]
+            old = conn.execute(
+                select(c.id, c.max_ms, c.buckets).where(*this).with_for_update()
+            ).one()
+            buckets = list(old.buckets or [0] * len(st.buckets))
+            conn.execute(
+                update(stat)
+                .where(c.id == old.id)
+                .values(
+                    calls=c.calls + st.calls,
+                    errors=c.errors + st.errors,
+                    total_ms=c.total_ms + st.total_ms,
+                    max_ms=max(old.max_ms, st.max_ms),
+                    buckets=[a + b for a, b in zip(buckets, st.buckets, strict=False)],
+                )
             )
-            row = (
-                await s.execute(select(AdaptorCallStat).filter_by(**key).with_for_update())
-            ).scalar_one()
-            row.calls += st.calls
-            row.errors += st.errors
-            row.total_ms += st.total_ms
-            row.max_ms = max(row.max_ms, st.max_ms)
-            old = list(row.buckets or [0] * len(st.buckets))
-            row.buckets = [a + b for a, b in zip(old, st.buckets, strict=False)]
-    return len(taken)
+        return len(taken)
+
+    return await database.write(statements, background=True)
 
 
 def _percentile(buckets: list[int], q: float) -> float | None:

@@ -7,13 +7,13 @@ from collections.abc import Callable
 from typing import Any
 
 import structlog
-from sqlalchemy import Connection, Table, bindparam, delete, insert, select, update
+from sqlalchemy import Connection, bindparam, delete, insert, select, update
 
 from gateway.api.schemas import NewRepair as NewRepair  # the request, route to flow
 from gateway.councils import Council
 from gateway.outbox import enqueue
 from gateway.storage.database import rowcount
-from gateway.storage.models import IdempotencyRecord, OutboxItem, Repair
+from gateway.storage.models import IdempotencyRecord, OutboxItem, Repair, table_of
 from gateway.storage.prepared import run
 from repairs_gateway_sdk.model import (
     BookingHandle,
@@ -124,9 +124,9 @@ async def _locked_repair(s: Any, council: str, reference: str) -> Repair:
 
 # The booking's own statements, on the tables (Core, not the ORM: no unit of work, no identity
 # map; each compiles once into SQLAlchemy's statement cache).
-REPAIRS: Table = Repair.__table__  # type: ignore[assignment]
-KEYS: Table = IdempotencyRecord.__table__  # type: ignore[assignment]
-OUTBOX: Table = OutboxItem.__table__  # type: ignore[assignment]
+REPAIRS = table_of(Repair)
+KEYS = table_of(IdempotencyRecord)
+OUTBOX = table_of(OutboxItem)
 _INSERT_REPAIR = insert(REPAIRS)
 _INSERT_RECONCILE = insert(OUTBOX).returning(OUTBOX.c.id)
 _INSERT_OUTBOX = insert(OUTBOX)

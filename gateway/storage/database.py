@@ -226,10 +226,12 @@ class Database:
                 await session.connection(execution_options={"sqlite_immediate": True})
             yield session
 
-    async def write(self, fn: Callable[[Connection], T]) -> T:
+    async def write(self, fn: Callable[[Connection], T], *, background: bool = False) -> T:
         """One write transaction: ``fn``, a plain function of a sync SQLAlchemy
         ``Connection`` (Core statements, no awaits), committed when it returns and rolled
-        back when it raises; its answer is returned.
+        back when it raises; its answer is returned. ``background``: work no request waits
+        for (statistics, the outbox's bookkeeping); on SQLite it always runs on the writer's
+        thread, so its milliseconds of Python are not one block on the event loop.
 
         On SQLite the whole transaction (BEGIN IMMEDIATE, ``fn``'s statements, COMMIT) runs
         on one connection kept for writes (``_writer``): right here on the event loop when
@@ -257,9 +259,10 @@ class Database:
             if self._writes % CHECKPOINT_EVERY == 0:
                 self._checkpoint_soon()
             # here on the event loop if SQLite's write lock is free, else on its thread
-            done, answer = dbapi_conn.run_here(transaction, BUSY_TIMEOUT_MS)
-            if done:
-                return answer  # type: ignore[no-any-return]
+            if not background:
+                done, answer = dbapi_conn.run_here(transaction, BUSY_TIMEOUT_MS)
+                if done:
+                    return answer  # type: ignore[no-any-return]
             result: T = await dbapi_conn.run_on_thread(transaction)
         except Exception:
             if sync.invalidated or sync.closed or sync.in_transaction():
@@ -385,19 +388,24 @@ def _sqlite_begin(conn: Any) -> None:
         conn.exec_driver_sql(begin)
 
 
+def insert_ignoring(dialect: str, table: Any, values: dict[str, Any]) -> Any:
+    """INSERT ... ON CONFLICT DO NOTHING on SQLite and PostgreSQL (``dialect``: the
+    connection's dialect name), for a session or a ``Database.write`` function."""
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        return pg_insert(table).values(**values).on_conflict_do_nothing()
+    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+    return sqlite_insert(table).values(**values).on_conflict_do_nothing()
+
+
 async def insert_ignoring_conflict(
     session: AsyncSession, table: Any, values: dict[str, Any]
 ) -> None:
     """INSERT ... ON CONFLICT DO NOTHING on SQLite and PostgreSQL."""
     dialect = session.bind.dialect.name if session.bind is not None else "sqlite"
-    if dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert as pg_insert
-
-        await session.execute(pg_insert(table).values(**values).on_conflict_do_nothing())
-    else:
-        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-
-        await session.execute(sqlite_insert(table).values(**values).on_conflict_do_nothing())
+    await session.execute(insert_ignoring(dialect, table, values))
 
 
 def rowcount(result: Any) -> int:

@@ -10,17 +10,18 @@ through its column type's own bind processor (JSON, dates and times, booleans ar
 byte for byte as SQLAlchemy writes them), executed on the connection's DB-API cursor (so the
 transaction's BEGIN and its thread are the driver's as before).
 
-Anything it does not do itself goes to ``Connection.execute`` unchanged: a dialect other than
-SQLite (PostgreSQL's writes are round trips, not Python), a connection outside a transaction
-(SQLAlchemy would begin one), a statement whose columns take a Python-side default or
-``onupdate`` the parameters do not give, one with parameters rendered at execution
-(expanding ``IN``, literal execute), a RETURNING column whose type processes results, an
-engine that echoes or has statement listeners (tracing's SQL spans), and any error: a value
-a bind processor refuses, or a statement the database refuses (SQLite undoes a failed
-statement whole), is run again by SQLAlchemy, which raises it as it always does (its error
-classes, hidden parameters, disconnect handling, ``handle_error`` listeners); only a failed
-BEGIN (the transaction's, sent with its first statement) is raised here, as SQLAlchemy's
-``DBAPIError`` of its kind, since running the statement again would run it outside one."""
+Anything it does not do itself goes to ``Connection.execute`` unchanged: a SELECT (its rows
+want the columns' result processors), a dialect other than SQLite (PostgreSQL's writes are
+round trips, not Python), a connection outside a transaction (SQLAlchemy would begin one), a
+statement whose columns take a Python-side default or ``onupdate`` the parameters do not
+give, one with parameters rendered at execution (expanding ``IN``, literal execute), a
+RETURNING column whose type processes results, an engine that echoes or has statement
+listeners (tracing's SQL spans), and any error: a value a bind processor refuses, or a
+statement the database refuses (SQLite undoes a failed statement whole), is run again by
+SQLAlchemy, which raises it as it always does (its error classes, hidden parameters,
+disconnect handling, ``handle_error`` listeners); only a failed BEGIN (the transaction's,
+sent with its first statement) is raised here, as SQLAlchemy's ``DBAPIError`` of its kind,
+since running the statement again would run it outside one."""
 
 from __future__ import annotations
 
@@ -75,6 +76,7 @@ def _plan(stmt: Executable, dialect: Dialect, names: frozenset[str]) -> _Plan | 
     returning = getattr(compiled, "returning", None) or ()
     if (
         compiled.positional
+        and (compiled.isinsert or compiled.isupdate or compiled.isdelete)  # rows unprocessed
         and not compiled.insert_prefetch
         and not compiled.update_prefetch
         and not compiled.post_compile_params

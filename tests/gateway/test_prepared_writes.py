@@ -180,7 +180,7 @@ async def test_statement_listeners_see_every_statement(tmp_path: Path) -> None:
 
 async def test_what_the_shortcut_does_not_do_is_sqlalchemys_as_ever(tmp_path: Path) -> None:
     """A value a column type refuses, a connection outside a transaction, a statement with
-    parameters rendered at execution: each goes SQLAlchemy's own way, with its own errors
+    parameters rendered at execution, a SELECT: each goes SQLAlchemy's own way, with its own errors
     and its own transaction handling."""
     from sqlalchemy import bindparam, delete, select
     from sqlalchemy.exc import StatementError
@@ -204,6 +204,13 @@ async def test_what_the_shortcut_does_not_do_is_sqlalchemys_as_ever(tmp_path: Pa
             return int(prepared.run(conn, drop, {"keys": ["k-1", "k-9"]}).rowcount)
 
         assert await db.write(expanding) == 1  # IN (...) rendered by SQLAlchemy at execution
+        read = select(records.OUTBOX.c.payload, records.OUTBOX.c.created_at)
+
+        def reading(conn: Any) -> Any:
+            return prepared.run(conn, read, {}).one()
+
+        # a SELECT's rows are read by SQLAlchemy, through the columns' types (JSON, UTC time)
+        assert tuple(await db.write(reading)) == ({"reference": "REF0001"}, AT)
         async with db.engine.connect() as conn:  # no transaction begun: SQLAlchemy begins one
 
             def outside(sync: Any) -> None:
