@@ -39,9 +39,13 @@ noise in the difference).
 Pairing: bookings run in rounds of `--concurrency` concurrent flows; each round runs a
 gateway batch and a direct batch one after the other (alternating which goes first), and
 booking j of a round through the gateway is paired with booking j of the same round made
-directly. Reported per call (GET, POST, both): p50/p99 of the gateway, of the baseline, and
-of the paired difference (gateway minus baseline), plus totals; with the machine's load
-average and the CPU other processes used meanwhile (the machine is shared).
+directly. The bookings of a round start at the same instant (with a fixed latency their
+vendor replies then reach the gateway together: the worst case for queueing), or
+`--stagger S` seconds apart (each booking's clock starts after its wait; the same on both
+sides), as residents arrive. Reported per call (GET, POST, both): p50/p99 of the gateway,
+of the baseline, and of the paired difference (gateway minus baseline), plus totals; with
+the machine's load average and the CPU other processes used meanwhile (the machine is
+shared).
 
 `--in-process` (not the figure, the where-it-goes): the gateway app in this process, driven
 through httpx's ASGI transport (no HTTP, no uvicorn), against the same simulator (at
@@ -342,6 +346,7 @@ async def drive(
     bookings: int,
     concurrency: int,
     warmup: int,
+    stagger: float = 0.0,
 ) -> Outcome:
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
     async with httpx.AsyncClient(
@@ -359,13 +364,26 @@ async def drive(
             idx = list(range(i, i + concurrency))
             i += concurrency
 
+            async def after(n: int, booking: Awaitable[dict[str, float]]) -> dict[str, float]:
+                await asyncio.sleep(n * stagger)  # before the booking's own clock starts
+                return await booking
+
             async def gw_batch(idx: list[int] = idx) -> list[dict[str, float]]:
                 return list(
-                    await asyncio.gather(*(gateway_booking(client, gw_rows[j], j) for j in idx))
+                    await asyncio.gather(
+                        *(
+                            after(n, gateway_booking(client, gw_rows[j], j))
+                            for n, j in enumerate(idx)
+                        )
+                    )
                 )
 
             async def d_batch(idx: list[int] = idx) -> list[dict[str, float]]:
-                return list(await asyncio.gather(*(direct.booking(d_rows[j], j) for j in idx)))
+                return list(
+                    await asyncio.gather(
+                        *(after(n, direct.booking(d_rows[j], j)) for n, j in enumerate(idx))
+                    )
+                )
 
             order: list[Callable[[], Awaitable[list[dict[str, float]]]]] = [gw_batch, d_batch]
             if k % 2:
@@ -650,6 +668,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--concurrency", type=int, default=4, help="concurrent bookings per batch")
     ap.add_argument("--latency", type=float, default=1.5, help="seconds per DRS call (fixed)")
     ap.add_argument("--warmup", type=int, default=2)
+    ap.add_argument(
+        "--stagger",
+        type=float,
+        default=0.0,
+        help="seconds between the starts of a round's bookings (0: all at the same instant)",
+    )
     ap.add_argument("--db", choices=["sqlite", "postgres"], default="sqlite")
     ap.add_argument("--json", type=Path, default=None)
     ap.add_argument(
@@ -767,6 +791,7 @@ def main(argv: list[str] | None = None) -> int:
                     args.bookings,
                     args.concurrency,
                     args.warmup,
+                    args.stagger,
                 )
             finally:
                 await direct.close()
@@ -791,6 +816,7 @@ def main(argv: list[str] | None = None) -> int:
         "latency_s": args.latency,
         "bookings": len(gw),
         "concurrency": args.concurrency,
+        "stagger_s": args.stagger,
         "seconds": round(wall, 1),
         "loadavg_before": load_before,
         "loadavg_after": load_after,
