@@ -46,6 +46,7 @@ async def measure(path: Path, leases: int, requests: int) -> dict[str, list[floa
     limiter = SharedRateLimiter(db)
     out: dict[str, list[float]] = {"lease": [], "floor": [], "take": []}
     raw = sqlite3.connect(path, isolation_level=None, timeout=30)
+    raw.execute("PRAGMA synchronous=NORMAL")  # as the gateway's connections (WAL: no fsync)
     try:
         for i in range(50):  # warm: the kept writer, compiled statements, the file's pages
             await limiter._lease(f"warm{i % 5}", 10 + i // 25, 6, 600)
