@@ -175,6 +175,7 @@ def _serve(
     import uvicorn
 
     from gateway.api.app import create_app
+    from gateway.http_server import OneWriteH11Protocol
     from gateway.logging import configure
 
     configure(settings.log_level)
@@ -193,6 +194,7 @@ def _serve(
         port=port,
         log_level="warning",
         access_log=False,
+        http=OneWriteH11Protocol,  # an answer's head and body in one write
     )
 
 

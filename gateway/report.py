@@ -7,50 +7,72 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, func, select, update
+from sqlalchemy import Connection, bindparam, func, select, update
 
 from gateway.resilience import LATENCY_BUCKETS_MS, CallStats
 from gateway.storage.database import Database, insert_ignoring
 from gateway.storage.models import AdaptorCallStat, ShadowComparison, table_of
+from gateway.storage.prepared import run
 
 EXAMPLES = 5
 
 
 async def flush_stats(database: Database, stats: CallStats) -> int:
     """Add the calls counted since the last flush to their hour's rows (one transaction,
-    ``Database.write``); how many rows were touched."""
+    ``Database.write``, its statements made once: ``_FLUSH``); how many rows were touched."""
     taken = stats.take()
     if not taken:
         return 0
     hour = datetime.now(UTC).strftime("%Y-%m-%dT%H")
-    empty = {"calls": 0, "errors": 0, "total_ms": 0.0, "max_ms": 0.0}
-    stat = table_of(AdaptorCallStat)
-    c = stat.c
 
     def statements(conn: Connection) -> int:
+        add, read, change = _FLUSH[conn.dialect.name]
         for (council, capability, adaptor), st in taken.items():
             key = {"council": council, "capability": capability, "adaptor": adaptor, "hour": hour}
-            row = {**key, **empty, "buckets": [0] * (len(LATENCY_BUCKETS_MS) + 1)}
-            conn.execute(insert_ignoring(conn.dialect.name, stat, row))
-            this = [c[k] == v for k, v in key.items()]
-            old = conn.execute(
-                select(c.id, c.max_ms, c.buckets).where(*this).with_for_update()
-            ).one()
+            run(conn, add, {**key, "buckets": [0] * (len(LATENCY_BUCKETS_MS) + 1)})
+            old = conn.execute(read, key).one()
             buckets = list(old.buckets or [0] * len(st.buckets))
-            conn.execute(
-                update(stat)
-                .where(c.id == old.id)
-                .values(
-                    calls=c.calls + st.calls,
-                    errors=c.errors + st.errors,
-                    total_ms=c.total_ms + st.total_ms,
-                    max_ms=max(old.max_ms, st.max_ms),
-                    buckets=[a + b for a, b in zip(buckets, st.buckets, strict=False)],
-                )
+            run(
+                conn,
+                change,
+                {
+                    "row": old.id,
+                    "calls": st.calls,
+                    "errors": st.errors,
+                    "total_ms": st.total_ms,
+                    "max_ms": max(old.max_ms, st.max_ms),
+                    "buckets": [a + b for a, b in zip(buckets, st.buckets, strict=False)],
+                },
             )
         return len(taken)
 
     return await database.write(statements, background=True)
+
+
+def _flush_statements(dialect: str) -> tuple[Any, Any, Any]:
+    """An hour's row made if missing, read with its row locked, and added to."""
+    stat = table_of(AdaptorCallStat)
+    c = stat.c
+    key = ("council", "capability", "adaptor", "hour")
+    row: dict[str, Any] = {k: bindparam(k, type_=c[k].type) for k in (*key, "buckets")}
+    empty = {"calls": 0, "errors": 0, "total_ms": 0.0, "max_ms": 0.0}
+    this_hour = [c[k] == bindparam(k) for k in key]
+    return (
+        insert_ignoring(dialect, stat, {**row, **empty}),
+        select(c.id, c.max_ms, c.buckets).where(*this_hour).with_for_update(),
+        update(stat)
+        .where(c.id == bindparam("row"))
+        .values(
+            calls=c.calls + bindparam("calls"),
+            errors=c.errors + bindparam("errors"),
+            total_ms=c.total_ms + bindparam("total_ms"),
+            max_ms=bindparam("max_ms"),
+            buckets=bindparam("buckets", type_=c.buckets.type),
+        ),
+    )
+
+
+_FLUSH = {d: _flush_statements(d) for d in ("sqlite", "postgresql")}
 
 
 def _percentile(buckets: list[int], q: float) -> float | None:
