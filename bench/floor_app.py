@@ -10,7 +10,8 @@ framework-based gateway can cost per request on this machine.
 ANSWERS.json: {"addresses": {"<council>|<postcode>": body},
                "appointments": {"<council>|<property_id>|<sor_code>": body}}
 It runs under the same uvicorn settings as ``repairs-gateway serve`` (one worker, an app object,
-log_level=warning, no access log).
+log_level=warning, no access log, its h11 protocol sending an answer's head and body in one
+write: gateway/http_server.py), so the server's own cost is the same on both sides.
 """
 
 from __future__ import annotations
@@ -77,8 +78,17 @@ def main() -> None:
     ap.add_argument("--port", type=int, default=18002)
     args = ap.parse_args()
     app = build_app(json.loads(args.answers.read_text()))
+    from gateway.http_server import OneWriteH11Protocol
+
     # The same call as gateway.cli._serve.
-    uvicorn.run(app, host=args.host, port=args.port, log_level="warning", access_log=False)
+    uvicorn.run(
+        app,
+        host=args.host,
+        port=args.port,
+        log_level="warning",
+        access_log=False,
+        http=OneWriteH11Protocol,
+    )
 
 
 if __name__ == "__main__":

@@ -26,16 +26,23 @@ from __future__ import annotations
 
 import hmac
 from datetime import datetime, timedelta
+from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
 import structlog
-from sqlalchemy import delete, select
+from sqlalchemy import Connection, delete, insert, select, update
 
 from gateway.messages import Language, personalisation, snapshot, snapshot_times
 from gateway.metrics import notification
 from gateway.notify import Channel, Notifier, NotifyConfig
 from gateway.outbox import OutboxWorker, enqueue
-from gateway.storage.models import NotificationReceipt, NotificationRecord, OutboxItem, Repair
+from gateway.storage.models import (
+    NotificationReceipt,
+    NotificationRecord,
+    OutboxItem,
+    Repair,
+    table_of,
+)
 from repairs_gateway_sdk.errors import BackendRejected, GatewayError
 from repairs_gateway_sdk.timeutil import LONDON, london, now
 
@@ -184,40 +191,53 @@ class Notifications:
         reason: str | None,
     ) -> None:
         at = now()
-        async with self.db.transaction() as s:
-            rec = (
-                await s.execute(
-                    select(NotificationRecord).where(
-                        NotificationRecord.outbox_item == item.id,
-                        NotificationRecord.channel == channel,
+        fields = {
+            "event": event,
+            "language": language,
+            "template_id": template,
+            "recipient": to,
+            "snapshot": snap,
+            "status": status,
+            "notify_id": notify_id or None,
+            "reason": reason,
+            "notify_status": None,
+            "receipt_at": None,
+            "sent_at": at if status == "sent" else None,
+        }
+        records, receipts = table_of(NotificationRecord), table_of(NotificationReceipt)
+
+        def statements(conn: Connection) -> None:  # one go (Database.write)
+            values = SimpleNamespace(**fields)
+            if notify_id:  # a receipt may have come before this row
+                early = conn.execute(
+                    select(receipts.c.status, receipts.c.received_at).where(
+                        receipts.c.council == item.council, receipts.c.notify_id == notify_id
                     )
+                ).first()
+                if early is not None:
+                    _apply_receipt(values, early.status, early.received_at)
+            existing = conn.execute(
+                select(records.c.id).where(
+                    records.c.outbox_item == item.id, records.c.channel == channel
                 )
             ).scalar_one_or_none()
-            if rec is None:
-                rec = NotificationRecord(
-                    council=item.council,
-                    reference=r.reference,
-                    outbox_item=item.id,
-                    channel=channel,
-                    created_at=at,
-                )
-                s.add(rec)
-            rec.event, rec.language, rec.template_id = event, language, template
-            rec.recipient, rec.snapshot = to, snap
-            rec.status, rec.notify_id, rec.reason = status, notify_id or None, reason
-            rec.notify_status, rec.receipt_at = None, None
-            rec.sent_at = at if status == "sent" else None
-            if notify_id:  # a receipt may have come before this row
-                early = (
-                    await s.execute(
-                        select(NotificationReceipt).where(
-                            NotificationReceipt.council == item.council,
-                            NotificationReceipt.notify_id == notify_id,
-                        )
+            if existing is None:
+                conn.execute(
+                    insert(records).values(
+                        council=item.council,
+                        reference=r.reference,
+                        outbox_item=item.id,
+                        channel=channel,
+                        created_at=at,
+                        **vars(values),
                     )
-                ).scalar_one_or_none()
-                if early is not None:
-                    _apply_receipt(rec, early.status, early.received_at)
+                )
+            else:
+                conn.execute(update(records).where(records.c.id == existing).values(**vars(values)))
+
+        # the worker's bookkeeping: on SQLite never a block on the loop nor the lock held
+        # across a hop per statement (a booking's writes would wait for it)
+        await self.db.write(statements, background=True)
 
     # -- receipts -------------------------------------------------------------------------
     def receipts_token_ok(self, council: str, presented: str | None) -> bool:
@@ -313,7 +333,8 @@ def _public_status(notify_status: str) -> str:
     return "sent"
 
 
-def _apply_receipt(rec: NotificationRecord, notify_status: str, at: datetime) -> None:
+def _apply_receipt(rec: Any, notify_status: str, at: datetime) -> None:
+    """A receipt's word on a record (a ``NotificationRecord``, or its values to write)."""
     rec.notify_status, rec.receipt_at = notify_status, at
     rec.status = _public_status(notify_status)
     if rec.status == "failed":
