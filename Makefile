@@ -34,7 +34,10 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.bench_hostile_backends
 	$(BIN)/python -m bench.fault_campaign --bookings 1000 --seed 1
 	$(BIN)/python -m bench.bench_booking_overhead
+	$(BIN)/python -m bench.bench_booking_overhead --stagger 0.375
+	$(BIN)/python -m bench.bench_rate_lease
 	$(BIN)/python -m bench.bench_growth
+	$(BIN)/python -m bench.bench_platform
 
 bench-load: $(STAMP)
 	$(BIN)/python -m bench.load_run --minutes 5 --db sqlite
