@@ -9,7 +9,8 @@ again for the body. On this project's loopback measurements that second wake-up 
 ``OneWriteH11Protocol`` is uvicorn's own H11 protocol with its transport wrapped: a write that
 is a whole response head (``HTTP/1.1 ...`` up to its blank line) is held and sent with the
 next write (the body, which an answer of known length sends in the same step), or on the
-loop's next turn if none comes (a streamed answer's head is never held longer). Everything
+loop's next turn if none comes (a streamed answer's head is never held longer); a body over
+64 KiB is written after its head rather than copied onto it. Everything
 else is uvicorn's, unchanged; closing or aborting the connection sends what is held first.
 """
 
@@ -22,6 +23,7 @@ from uvicorn.protocols.http.h11_impl import H11Protocol
 
 _HEAD = b"HTTP/1.1 "
 _END = b"\r\n\r\n"
+_JOIN_UP_TO = 64 * 1024  # bodies up to this size leave in the same write as their head
 
 
 class _HeadWithBody:
@@ -38,12 +40,20 @@ class _HeadWithBody:
         held = self._held
         if held is not None:
             self._held = None
-            self._transport.write(held + bytes(data))
+            if len(data) > _JOIN_UP_TO:  # a large body: not copied for one send's sake
+                self._transport.write(held)
+                self._transport.write(data)
+            else:
+                self._transport.write(held + bytes(data))
         elif data[:9] == _HEAD and data[-4:] == _END:
             self._held = bytes(data)
             self._loop.call_soon(self._flush)
         else:
             self._transport.write(data)
+
+    def writelines(self, list_of_data: Any) -> None:
+        for data in list_of_data:
+            self.write(data)
 
     def _flush(self) -> None:
         held, self._held = self._held, None

@@ -54,6 +54,11 @@ async def test_a_head_leaves_with_its_body_or_alone_on_the_next_turn() -> None:
     assert raw.writes == [HEAD + b'{"a":1}', b""]  # nothing left to flush
 
     raw.writes.clear()
+    big = b"x" * (1024 * 1024)
+    t.writelines([HEAD, big])  # a large body is not copied onto its head: two writes, in order
+    assert raw.writes == [HEAD, big]
+
+    raw.writes.clear()
     t.write(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n")  # a streamed answer
     assert raw.writes == []
     await asyncio.sleep(0)  # not held past the loop's next turn
