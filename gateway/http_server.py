@@ -10,8 +10,9 @@ again for the body. On this project's loopback measurements that second wake-up 
 is a whole response head (``HTTP/1.1 ...`` up to its blank line) is held and sent with the
 next write (the body, which an answer of known length sends in the same step), or on the
 loop's next turn if none comes (a streamed answer's head is never held longer); a body over
-64 KiB is written after its head rather than copied onto it. Everything
-else is uvicorn's, unchanged; closing or aborting the connection sends what is held first.
+64 KiB is written after its head rather than copied onto it. Everything else is uvicorn's,
+unchanged; closing the connection sends what is held first (aborting drops it, as it drops
+whatever else is buffered).
 """
 
 from __future__ import annotations
