@@ -46,8 +46,8 @@ class _HeadWithBody:
                 self._transport.write(data)
             else:
                 self._transport.write(held + bytes(data))
-        elif data[:9] == _HEAD and data[-4:] == _END:
-            self._held = bytes(data)
+        elif isinstance(data, bytes) and data.startswith(_HEAD) and data.endswith(_END):
+            self._held = data  # (uvicorn writes bytes; no slices copied per write)
             self._loop.call_soon(self._flush)
         else:
             self._transport.write(data)
